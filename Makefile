@@ -1,0 +1,30 @@
+# The two commands of the README. Each creates .venv and installs what is missing by itself.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: demo test test-slow bench install
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Main job: trains on the shapes world and writes tables and figures under data/.
+demo: $(STAMP)
+	$(PY) -m gpsviz demo
+
+# Tests: unit tests, notebooks in smoke mode, browser test of the widgets.
+test: $(STAMP)
+	bash scripts/test.sh
+
+# Long reproductions (not part of `make test`).
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+bench: $(STAMP)
+	$(PY) -m gpsviz bench augment
+	$(PY) -m gpsviz bench train
+	$(PY) -m gpsviz bench knn

@@ -1,0 +1,182 @@
+"""Command line: ``python -m gpsviz train | evaluate | reproduce | bench | demo | list``.
+
+User errors (unknown names, impossible values, missing data) print one clear line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from gpsviz.errors import GpsvizError
+
+
+def _kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise GpsvizError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} n=2000")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k] = v
+    return out
+
+
+def _train(a: argparse.Namespace) -> int:
+    from gpsviz.recipes import TrainConfig
+    from gpsviz.train import train
+
+    pos = _kv(a.pos, "--pos")
+    if a.prior is not None:
+        pos["prior"] = a.prior
+    if a.k is not None:
+        pos["k"] = a.k
+    fields = dict(recipe=a.recipe, data=a.data, data_options=_kv(a.data_opt, "--data-opt"), aug=a.aug,
+                  strength=a.strength, backbone=a.backbone, epochs=a.epochs, batch_size=a.batch_size,
+                  optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay, temperature=a.temperature,
+                  positives_options=pos, seed=a.seed, device=a.device)
+    cfg = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
+    out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}")
+    if not a.resume and (out / "checkpoint.pt").exists():
+        raise GpsvizError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    run = train(cfg, out, resume=a.resume)
+    last = run.history[-1] if run.history else {}
+    print(f"trained {cfg.recipe} for {len(run.history)} epochs → {out} (final loss {last.get('loss', float('nan')):.4f},"
+          f" online kNN {last.get('knn_acc', float('nan')):.3f})")
+    if not a.no_eval:
+        _print_results(_evaluate_dir(out, a.targets, a.probes, a.device))
+    return 0
+
+
+def _evaluate_dir(run: Path, targets: str | None, probes: str, device: str | None) -> dict:
+    from gpsviz.evaluate import evaluate_run
+
+    return evaluate_run(run, targets=targets.split(",") if targets else None, probes=probes.split(","),
+                        device=device)
+
+
+def _print_results(res: dict) -> None:
+    print(json.dumps(res, indent=2, sort_keys=True))
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    for run in a.runs:
+        res = _evaluate_dir(Path(run), a.targets, a.probes, a.device)
+        _print_results(res)
+        print(f"wrote {Path(run) / 'results.json'}")
+    return 0
+
+
+def _reproduce(a: argparse.Namespace) -> int:
+    from gpsviz.reproduce import reproduce
+
+    reproduce(a.experiment, scale=a.scale, seeds=a.seeds, out=a.out, device=a.device, datasets=a.datasets,
+              epochs=a.epochs)
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"gpsviz.bench.{a.what}")
+    module.main()
+    return 0
+
+
+def _demo(a: argparse.Namespace) -> int:
+    from gpsviz.reproduce import demo
+
+    demo(out=a.out)
+    return 0
+
+
+def _list(a: argparse.Namespace) -> int:
+    from gpsviz.augment import PRESETS
+    from gpsviz.data import available_datasets
+    from gpsviz.recipes import RECIPES
+
+    print("recipes:  " + ", ".join(f"{r.name}" for r in RECIPES.values()))
+    print("datasets: " + ", ".join(available_datasets()))
+    print("aug:      " + ", ".join(PRESETS))
+    try:
+        from gpsviz.priors import available_priors
+        print("priors:   " + ", ".join(available_priors()))
+    except ImportError:  # pragma: no cover
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gpsviz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one recipe; writes checkpoint, history and results to --out")
+    t.add_argument("--recipe", default="simclr")
+    t.add_argument("--data", default="shapes")
+    t.add_argument("--data-opt", action="append", metavar="KEY=VALUE", help="dataset option, e.g. n=2000")
+    t.add_argument("--aug", default="strong", help="augmentation preset: none, weak, strong")
+    t.add_argument("--strength", type=float)
+    t.add_argument("--backbone")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--temperature", type=float)
+    t.add_argument("--prior", help="GPS prior (gps-* recipes)")
+    t.add_argument("--k", type=int, help="GPS neighbours per anchor")
+    t.add_argument("--pos", action="append", metavar="KEY=VALUE", help="positive-source option")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device")
+    t.add_argument("--out", help="run folder (default runs/RECIPE-DATA-AUG-sSEED)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--no-eval", action="store_true", help="skip the probes after training")
+    t.add_argument("--targets", help="probe targets, comma-separated (default: label, and colour,position on shapes)")
+    t.add_argument("--probes", default="knn,linear")
+    t.set_defaults(fn=_train)
+
+    e = sub.add_parser("evaluate", help="probe trained runs; writes results.json beside each checkpoint")
+    e.add_argument("runs", nargs="+")
+    e.add_argument("--targets")
+    e.add_argument("--probes", default="knn,linear")
+    e.add_argument("--device")
+    e.set_defaults(fn=_evaluate)
+
+    r = sub.add_parser("reproduce", help="re-run a paper comparison and save its table and figures")
+    r.add_argument("experiment", choices=["baselines", "gps"])
+    r.add_argument("--scale", default="small", choices=["smoke", "small", "full"])
+    r.add_argument("--seeds", type=int, default=None)
+    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--datasets", default=None, help="comma-separated subset, e.g. shapes")
+    r.add_argument("--out", default=None)
+    r.add_argument("--device", default=None)
+    r.set_defaults(fn=_reproduce)
+
+    b = sub.add_parser("bench", help="speed benchmarks; the last line is the measured ratio")
+    b.add_argument("what", choices=["augment", "train", "knn"])
+    b.set_defaults(fn=_bench)
+
+    d = sub.add_parser("demo", help="the README's main job: train on shapes, write tables and figures to data/")
+    d.add_argument("--out", default=None)
+    d.set_defaults(fn=_demo)
+
+    ls = sub.add_parser("list", help="list recipes, datasets, augmentation presets and priors")
+    ls.set_defaults(fn=_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except GpsvizError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last finished epoch's checkpoint is kept (resume with --resume)", file=sys.stderr)
+        return 130

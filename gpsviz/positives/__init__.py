@@ -1,0 +1,24 @@
+"""Positive sources: which image is an anchor's partner and which views are positives (group ids)."""
+from gpsviz.positives.base import (
+    LabelPositives,
+    Positives,
+    PositiveSource,
+    SelfPositives,
+    available_positives,
+    build_positives,
+    merge_groups,
+    pair_group_ids,
+    register_positives,
+)
+
+__all__ = [
+    "LabelPositives",
+    "Positives",
+    "PositiveSource",
+    "SelfPositives",
+    "available_positives",
+    "build_positives",
+    "merge_groups",
+    "pair_group_ids",
+    "register_positives",
+]

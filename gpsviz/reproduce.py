@@ -1,0 +1,210 @@
+"""Re-runnable comparisons: ``python -m gpsviz reproduce baselines|gps --scale smoke|small|full``.
+
+Each experiment is a grid of (recipe, augmentation, dataset) × seeds. Every cell trains into its own run folder
+and is skipped when its ``results.json`` already exists for the same config, so an interrupted reproduction
+continues where it stopped. The table (mean ± std over seeds) and figures go to the output folder.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from gpsviz.errors import ConfigError
+from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root
+
+
+@dataclass
+class Cell:
+    """One configuration of an experiment (trained once per seed)."""
+
+    name: str
+    recipe: str
+    aug: str
+    data: str = "shapes"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+# Settings per scale. "small" is sized for a 2-core CPU; "full" holds the papers' GPU settings (not run here).
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": dict(seeds=1, epochs=1, common=dict(data_options={"n": 512}, batch_size=128, eval_size=200),
+                  fmnist=dict(data_options={"n": 512}, batch_size=128, eval_size=200)),
+    "small": dict(seeds=3, epochs=12, common=dict(data_options={"n": 6000}, batch_size=256),
+                  fmnist=dict(data_options={"n": 6000}, batch_size=256)),
+    "full": dict(seeds=3, epochs=400, common=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2,
+                                                   weight_decay=1e-6, warmup_epochs=10, proj_hidden=2048),
+                 fmnist=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2, weight_decay=1e-6,
+                             warmup_epochs=10, proj_hidden=2048)),
+}
+FULL_DATA = {"shapes": "cifar10", "fashion-mnist": "fashion-mnist"}
+
+
+def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> list[Cell]:
+    """The grid of an experiment."""
+    if experiment == "baselines":
+        return [Cell("SimCLR", "simclr", "strong"), Cell("BYOL", "byol", "strong"),
+                Cell("SupCon", "supcon", "strong"), Cell("SimCLR (no aug)", "simclr", "none")]
+    if experiment == "gps":
+        datasets = list(datasets or ["shapes", "fashion-mnist"])
+        cells = []
+        for data in datasets:
+            for aug in ("weak", "strong"):
+                for name, recipe in (("SimCLR", "simclr"), ("GPS-SimCLR", "gps-simclr"),
+                                     ("BYOL", "byol"), ("GPS-BYOL", "gps-byol")):
+                    cells.append(Cell(name, recipe, aug, data))
+        return cells
+    raise ConfigError(f"experiment {experiment!r} is unknown; choose baselines or gps")
+
+
+def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str | None):
+    from gpsviz.recipes import TrainConfig
+
+    s = SCALES[scale]
+    data = FULL_DATA.get(cell.data, cell.data) if scale == "full" else cell.data
+    base = dict(s["fmnist"] if cell.data == "fashion-mnist" else s["common"])
+    fields = {**base, **cell.overrides, "recipe": cell.recipe, "aug": cell.aug, "data": data, "seed": seed,
+              "epochs": epochs or s["epochs"]}
+    if device:
+        fields["device"] = device
+    return TrainConfig(**fields)
+
+
+def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = None,
+             device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train + evaluate one cell for one seed (skipped when its results already exist)."""
+    from gpsviz.evaluate import evaluate_run
+    from gpsviz.train import train
+
+    cfg = _config(cell, scale, seed, epochs, device)
+    run_dir = out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}-s{seed}"
+    res_path = run_dir / "results.json"
+    if res_path.exists():
+        res = json.loads(res_path.read_text())
+        if res.get("config") == cfg.to_dict():
+            return res
+    t0 = time.perf_counter()
+    resume = (run_dir / "checkpoint.pt").exists()
+    try:
+        run = train(cfg, run_dir, resume=resume, progress=progress)
+    except ConfigError:
+        if not resume:
+            raise
+        run = train(cfg, run_dir, resume=False, progress=progress)  # stale folder from other settings
+    res = evaluate_run(run_dir, write=False)
+    res.update(name=cell.name, dataset=cell.data, train_time=time.perf_counter() - t0, config=cfg.to_dict(),
+               history=run.history)
+    atomic_write_json(res_path, res)
+    return res
+
+
+def summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds for each (dataset, aug, name)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["aug"], r["name"]), []).append(r)
+    table = []
+    for (data, aug, name), rs in groups.items():
+        row: dict[str, Any] = {"dataset": data, "aug": aug, "method": name, "seeds": len(rs)}
+        for m in metrics:
+            vals = [r[m] for r in rs if m in r]
+            if vals:
+                row[m] = statistics.fmean(vals)
+                row[m + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        table.append(row)
+    return table
+
+
+def format_table(table: list[dict[str, Any]], metrics: Sequence[str]) -> str:
+    """A Markdown table with mean ± std in percent."""
+    head = "| dataset | aug | method | seeds | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (4 + len(metrics))]
+    for r in table:
+        cells = [f"{100 * r[m]:.1f} ± {100 * r[m + '_std']:.1f}" if m in r else "–" for m in metrics]
+        lines.append(f"| {r['dataset']} | {r['aug']} | {r['method']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, out: str | Path | None = None,
+              device: str | None = None, datasets: str | Sequence[str] | None = None, epochs: int | None = None,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """Run an experiment grid, print and save its table (``table.md``, ``results.json``) and figures."""
+    if scale not in SCALES:
+        raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
+    if isinstance(datasets, str):
+        datasets = [d for d in datasets.split(",") if d]
+    out = Path(out) if out else data_root() / "reproduce" / f"{experiment}-{scale}"
+    n_seeds = seeds or SCALES[scale]["seeds"]
+    cells = experiment_cells(experiment, datasets)
+    rows = []
+    t0 = time.perf_counter()
+    for i, cell in enumerate(cells):
+        for seed in range(n_seeds):
+            print(f"[{i * n_seeds + seed + 1}/{len(cells) * n_seeds}] {cell.data} {cell.name} aug={cell.aug} "
+                  f"seed={seed}", flush=True)
+            rows.append(run_cell(cell, scale, seed, out, epochs, device, progress))
+    metrics = ["linear_label", "knn_label"] + (["linear_colour", "linear_position"] if any(
+        "linear_colour" in r for r in rows) else [])
+    table = summarise(rows, metrics)
+    text = format_table(table, metrics)
+    print(text)
+    print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
+    atomic_write_bytes(out / "table.md", (text + "\n").encode())
+    atomic_write_json(out / "results.json", {"experiment": experiment, "scale": scale, "table": table,
+                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+    _figures(experiment, rows, table, out)
+    return table
+
+
+def _figures(experiment: str, rows: list[dict], table: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from gpsviz.plots import plot_learning_curves, plot_results_bars
+
+    fig = plot_results_bars(table, metric="linear_label", title=f"{experiment}: linear-probe accuracy")
+    fig.savefig(out / "accuracy.png", dpi=120, bbox_inches="tight")
+    fig = plot_learning_curves(rows)
+    fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
+    print(f"figures: {out / 'accuracy.png'}, {out / 'learning_curves.png'}")
+
+
+def demo(out: str | Path | None = None) -> None:
+    """The README's main job (about 10 minutes on a 2-core CPU): a figure of the shapes world and its augmented
+    views, then the shapes part of the GPS reproduction (weak augmentation, one seed) plus the SupCon ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import torch
+
+    from gpsviz.augment import Augmenter
+    from gpsviz.data import load_dataset
+    from gpsviz.plots import plot_views
+
+    root = Path(out) if out else data_root()
+    figdir = root / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset("shapes", "train")
+    g = torch.Generator().manual_seed(0)
+    aug = Augmenter("strong")
+    for i in range(3):
+        img = ds.images[i:i + 1].repeat(6, 1, 1, 1)
+        views, params = aug(img, generator=g)
+        fig = plot_views(ds.images[i], views, params)
+        fig.savefig(figdir / f"shapes_views_{i}.png", dpi=120, bbox_inches="tight")
+    print(f"wrote {figdir}/shapes_views_*.png")
+    demo_cells = [c for c in experiment_cells("gps", ["shapes"]) if c.aug == "weak"]
+    demo_cells.append(Cell("SupCon (ceiling)", "supcon", "weak"))
+    rows = []
+    outdir = root / "reproduce" / "demo"
+    for i, cell in enumerate(demo_cells):
+        print(f"[{i + 1}/{len(demo_cells)}] shapes {cell.name} aug={cell.aug}", flush=True)
+        rows.append(run_cell(cell, "small", 0, outdir, epochs=None))
+    metrics = ["linear_label", "knn_label", "linear_colour", "linear_position"]
+    table = summarise(rows, metrics)
+    text = format_table(table, metrics)
+    print(text)
+    atomic_write_bytes(outdir / "table.md", (text + "\n").encode())
+    _figures("demo (shapes, weak augmentation, seed 0)", rows, table, outdir)
