@@ -42,7 +42,7 @@ INDEXES = ("flat", "ivf", "hnsw")
 BACKENDS = ("auto", "faiss", "torch")
 
 #: bytes allowed for one ``batch × N`` distance block when ``batch_size`` is not given
-BLOCK_BYTES = 256 * 2**20
+BLOCK_BYTES = 128 * 2**20
 
 
 def _as_float_tensor(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -83,17 +83,23 @@ def _torch_search(q: torch.Tensor, db: torch.Tensor, k: int, metric: str, exclud
     db = db.to(device)
     if metric == "cosine":
         db = torch.nn.functional.normalize(db, dim=1)
-    db_sq = (db * db).sum(1)
+    db_sq = (db * db).sum(1)                                      # N
+    db_t = db.T.contiguous()                                      # D×N
     n = q.shape[0]
     out_d = torch.empty(n, k, dtype=torch.float32)
     out_i = torch.empty(n, k, dtype=torch.int64)
+    # one reused b×N block: fresh large allocations page-fault on every batch and dominate the cost
+    block = torch.empty(min(batch, n), db.shape[0], dtype=db.dtype, device=device)
     for s in range(0, n, batch):
         qb = q[s:s + batch].to(device)
+        d = block[: qb.shape[0]]
         if metric == "cosine":
             qb = torch.nn.functional.normalize(qb, dim=1)
-            d = 1.0 - qb @ db.T                                   # b×N cosine distance
+            torch.mm(qb, db_t, out=d)
+            d.neg_().add_(1.0)                                    # b×N cosine distance 1 − cos
         else:
-            d = ((qb * qb).sum(1)[:, None] + db_sq[None, :] - 2.0 * (qb @ db.T)).clamp_min_(0.0)  # b×N squared L2
+            torch.mm(qb, db_t, out=d)
+            d.mul_(-2.0).add_(db_sq[None, :]).add_((qb * qb).sum(1)[:, None]).clamp_min_(0.0)  # b×N squared L2
         if exclude_self:
             rows = torch.arange(s, s + qb.shape[0], device=device)
             d[torch.arange(qb.shape[0], device=device), rows] = float("inf")
@@ -177,6 +183,7 @@ def knn_search(
     hnsw_m: int = 32,
     ef_search: int | None = None,
     backend: str = "auto",
+    threads: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest database rows of every query row.
 
@@ -188,12 +195,13 @@ def knn_search(
             ``"cosine"`` = cosine distance ``1 - cos`` (inner product of L2-normalised vectors).
         exclude_self: queries are the database (row i of ``queries`` is row i of ``database``); drop each
             query's own row from its result even when other rows are exact duplicates of it.
-        batch_size: queries per search call (default: chosen so that one batch×N float32 block is ≤ 256 MB).
+        batch_size: queries per search call (default: chosen so that one batch×N float32 block is ≤ 128 MB).
         index: ``"flat"`` exact; ``"ivf"`` IVF-Flat (``nlist`` ≈ √N lists, ``nprobe`` visited) or ``"hnsw"``
             (graph, ``hnsw_m`` links, ``ef_search``) for approximate search over very large N.
         device: ``None``/``"cpu"`` use faiss on CPU; a GPU device (``"cuda"``, ``"mps"``, ``"auto"``
             resolving to one) runs the exact torch engine there.
         backend: ``"auto"`` (faiss when importable), ``"faiss"`` or ``"torch"`` (exact; ignores ``index``).
+        threads: OpenMP threads faiss may use during this call (default: faiss's own setting).
 
     Returns:
         ``(distances, indices)``: float32 Q×k (ascending) and int64 Q×k database row indices, on CPU.
@@ -229,7 +237,13 @@ def knn_search(
             warnings.warn(f"knn_search: index={index!r} needs faiss; running the exact torch search instead",
                           stacklevel=2)
         return _torch_search(q, db, k, metric, exclude_self, batch, dev or torch.device("cpu"))
-    return _faiss_search(q, db, k, metric, exclude_self, batch, index, nlist, nprobe, hnsw_m, ef_search)
+    before = faiss.omp_get_max_threads()
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    try:
+        return _faiss_search(q, db, k, metric, exclude_self, batch, index, nlist, nprobe, hnsw_m, ef_search)
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def recall_at_k(approx_indices: torch.Tensor, exact_indices: torch.Tensor) -> float:

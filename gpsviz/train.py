@@ -71,14 +71,12 @@ def load_data(cfg: TrainConfig):
 
 
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
-    from gpsviz.evaluate import extract_features, knn_accuracy
+    from gpsviz.evaluate import extract, knn_accuracy
 
     g = torch.Generator().manual_seed(1234)  # fixed subsets: comparable across epochs, no effect on training RNG
     tr = train_ds.subset(torch.randperm(len(train_ds), generator=g)[: max(cfg.eval_size, 5 * cfg.knn_k)])
     te = test_ds.subset(torch.randperm(len(test_ds), generator=g)[: cfg.eval_size // 2])
-    ftr = extract_features(model.backbone, tr, device=device)
-    fte = extract_features(model.backbone, te, device=device)
-    return knn_accuracy(ftr, fte, k=cfg.knn_k)
+    return knn_accuracy(extract(model.backbone, tr, device), extract(model.backbone, te, device), k=cfg.knn_k)
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,

@@ -13,7 +13,7 @@ Recorded per image (all N-long tensors in ``ImageDataset.factors``):
 ``position``       int64    3×3 grid cell of the object centre, ``row * 3 + col`` ("top-left" ... "bottom-right")
 ``n_distractors``  int64    number of distractor blobs / line fragments
 ``pos_x, pos_y``   float32  object centre in pixels
-``scale``          float32  object radius as a fraction of the image side (0.14 – 0.26)
+``scale``          float32  object radius as a fraction of the image side (0.16 – 0.28)
 ``rotation``       float32  degrees in [0, 360)
 ``box_x0 … y1``    float32  pixel box of the object mask: columns ``[box_x0, box_x1)``, rows ``[box_y0, box_y1)``
 =================  =======  ==============================================================================
@@ -42,10 +42,12 @@ SHIFT_HUES: list[float] = [15.0, 45.0, 90.0, 150.0, 200.0, 245.0, 300.0, 345.0]
 SHIFT_HUE_NAMES: list[str] = ["vermilion", "amber", "lime", "teal", "azure", "indigo", "magenta", "rose"]
 BG_KINDS: list[str] = ["plain", "gradient", "stripes", "noise"]
 SHIFT_BG_KINDS: list[str] = ["checker", "radial", "dots", "grain"]
-SCALE_RANGE = (0.14, 0.26)
+SCALE_RANGE = (0.16, 0.28)
 MAX_DISTRACTORS = 8
+D_LEN = (0.12, 0.30)  # distractor line length, fraction of the image side
+D_WIDTH = (0.04, 0.09)  # distractor disc radius (line half-width = 0.45 of it), fraction of the image side
 _SUPERSAMPLE = 2
-_CHUNK = 2048
+_CHUNK = 4096
 
 
 # ----------------------------------------------------------------------------------------------- colour helpers
@@ -114,81 +116,132 @@ def _inside(cls: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------- backgrounds
 def _backgrounds(kind: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, p: torch.Tensor, noise: torch.Tensor,
                  size: int, shifted: bool) -> torch.Tensor:
-    """Backgrounds B×3×S×S in [0, 1] mixing colours ``c1, c2`` (B×3) with a per-kind pattern.
+    """Backgrounds B×S×S×3 (channels last) in [0, 1] mixing colours ``c1, c2`` (B×3) with a per-kind pattern.
 
-    ``p`` (B×4) holds uniform [0,1) pattern parameters, ``noise`` (B×1×8×8) low-res noise, ``kind`` (B) int64.
+    ``p`` (B×4) holds uniform [0,1) pattern parameters, ``noise`` (B×1×8×8) low-res noise, ``kind`` (B) int64:
+    normal world 0 plain, 1 linear gradient, 2 stripes, 3 smooth noise texture; shifted world 0 checkerboard,
+    1 radial gradient, 2 polka dots, 3 fine grain. Each pattern is computed only for the images of its kind.
     """
     b = kind.shape[0]
     coords = torch.arange(size, dtype=torch.float32) + 0.5
-    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
-    xx, yy = xx.expand(b, size, size), yy.expand(b, size, size)
-    ang = p[:, 0, None, None] * 2 * math.pi
-    u = (xx * torch.cos(ang) + yy * torch.sin(ang)) / size  # projected coordinate
-    period = (4.0 + 5.0 * p[:, 1, None, None])
     w = torch.zeros(b, size, size)
-    if not shifted:
-        # 0 plain, 1 linear gradient, 2 stripes, 3 smooth noise texture
-        grad = (u - u.amin((1, 2), keepdim=True)) / (u.amax((1, 2), keepdim=True) - u.amin((1, 2), keepdim=True) + 1e-6)
-        stripes = (torch.sin(u * size * 2 * math.pi / period + p[:, 2, None, None] * 6.28) > 0).float()
-        tex = F.interpolate(noise, size=(size, size), mode="bicubic", align_corners=False)[:, 0].clamp(0, 1)
-        w = torch.where(kind[:, None, None] == 1, grad, w)
-        w = torch.where(kind[:, None, None] == 2, stripes, w)
-        w = torch.where(kind[:, None, None] == 3, tex, w)
-    else:
-        # 0 checkerboard, 1 radial gradient, 2 polka dots, 3 fine grain
-        cell = period * 0.9
-        checker = ((torch.floor(xx / cell) + torch.floor(yy / cell)) % 2).float()
-        cx, cy = p[:, 2, None, None] * size, p[:, 3, None, None] * size
-        radial = (((xx - cx) ** 2 + (yy - cy) ** 2).sqrt() / (size * 1.2)).clamp(0, 1)
-        dx = torch.remainder(xx - cx, cell * 1.6) - cell * 0.8
-        dy = torch.remainder(yy - cy, cell * 1.6) - cell * 0.8
-        dots = ((dx * dx + dy * dy).sqrt() <= cell * 0.35).float()
-        # per-pixel hash noise (deterministic given the per-image phase p[:, 1])
-        grain = torch.frac(torch.sin(xx * 12.9898 + yy * 78.233 + p[:, 1, None, None] * 100.0) * 43758.5453)
-        w = torch.where(kind[:, None, None] == 0, checker, w)
-        w = torch.where(kind[:, None, None] == 1, radial, w)
-        w = torch.where(kind[:, None, None] == 2, dots, w)
-        w = torch.where(kind[:, None, None] == 3, grain, w)
-    w = w.unsqueeze(1)
-    return c1[:, :, None, None] * (1 - w) + c2[:, :, None, None] * w
+    for k in range(1 if not shifted else 0, 4):
+        idx = (kind == k).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        q = p[idx].view(-1, 4, 1, 1)
+        xx, yy = coords.view(1, 1, -1), coords.view(1, -1, 1)
+        period = 4.0 + 5.0 * q[:, 1]
+        if not shifted and k in (1, 2):
+            ang = q[:, 0] * 2 * math.pi
+            u = xx * torch.cos(ang) + yy * torch.sin(ang)
+            if k == 1:
+                lo, hi = u.amin((1, 2), keepdim=True), u.amax((1, 2), keepdim=True)
+                w[idx] = (u - lo) / (hi - lo + 1e-6)
+            else:
+                w[idx] = (0.5 + 1.5 * torch.sin(u * (2 * math.pi) / period + q[:, 2] * 6.28)).clamp(0, 1)
+        elif not shifted:  # k == 3
+            w[idx] = F.interpolate(noise[idx], size=(size, size), mode="bicubic", align_corners=False)[:, 0].clamp(0, 1)
+        elif k == 0:
+            cell = period * 0.9
+            w[idx] = torch.remainder(torch.floor(xx / cell) + torch.floor(yy / cell), 2.0)
+        elif k == 1:
+            cx, cy = q[:, 2] * size, q[:, 3] * size
+            w[idx] = (((xx - cx) ** 2 + (yy - cy) ** 2).sqrt() / (size * 1.2)).clamp(0, 1)
+        elif k == 2:
+            cell = period * 1.44
+            dx = torch.remainder(xx - q[:, 2] * size, cell) - cell / 2
+            dy = torch.remainder(yy - q[:, 3] * size, cell) - cell / 2
+            w[idx] = (0.5 - ((dx * dx + dy * dy).sqrt() - cell * 0.3)).clamp(0, 1)  # anti-aliased round dots
+        else:  # per-pixel hash noise, deterministic given the per-image phase
+            w[idx] = torch.frac(torch.sin(xx * 12.9898 + yy * 78.233 + q[:, 1] * 100.0).abs() * 43758.5453)
+    w = w.unsqueeze(-1)
+    return c1[:, None, None, :] * (1 - w) + c2[:, None, None, :] * w
 
 
 # ------------------------------------------------------------------------------------------------- rendering
+def _window_origin(lo: torch.Tensor, win: int, size: int) -> torch.Tensor:
+    """Integer origin (B) of a ``win``-pixel window starting at ``floor(lo)``, kept inside the image."""
+    return torch.floor(lo).long().clamp(0, size - win)
+
+
+def _composite(img: torch.Tensor, rows_of: torch.Tensor, cov: torch.Tensor, colour: torch.Tensor, ox: torch.Tensor,
+               oy: torch.Tensor) -> None:
+    """Paint ``colour`` (B×3) with coverage ``cov`` (B×w×w) into ``img`` (M×S×S×3, contiguous) in place.
+
+    Window ``b`` goes to image row ``rows_of[b]`` at pixel origin ``(ox[b], oy[b])``.
+    """
+    size, win = img.shape[1], cov.shape[-1]
+    ar = torch.arange(win)
+    lin = ((rows_of.view(-1, 1, 1) * size + (oy.view(-1, 1) + ar).unsqueeze(2)) * size
+           + (ox.view(-1, 1) + ar).unsqueeze(1)).reshape(-1)
+    flat = img.view(-1, 3)
+    patch = flat.index_select(0, lin).view(-1, win, win, 3)
+    patch += (colour[:, None, None, :] - patch) * cov.unsqueeze(-1)
+    flat.index_copy_(0, lin, patch.view(-1, 3))
+
+
+_TEMPLATE_RES = 64  # template pixels across the unit square [-_TEMPLATE_EXTENT, _TEMPLATE_EXTENT]²
+_TEMPLATE_EXTENT = 1.1
+_templates: torch.Tensor | None = None
+
+
+def shape_templates() -> torch.Tensor:
+    """Soft coverage templates 10×T×T (T = 64) of the shape classes in unit object coordinates.
+
+    Each template pixel is the fraction of 4×4 sub-samples inside the shape; computed once and memoised.
+    """
+    global _templates
+    if _templates is None:
+        t, ss = _TEMPLATE_RES, 4
+        c = ((torch.arange(t * ss, dtype=torch.float32) + 0.5) / (t * ss) * 2 - 1) * _TEMPLATE_EXTENT
+        y, x = torch.meshgrid(c, c, indexing="ij")
+        _templates = torch.stack([F.avg_pool2d(_inside(k, x, y).float()[None, None], ss)[0, 0]
+                                  for k in range(len(SHAPE_CLASSES))])
+    return _templates
+
+
 def _object_coverage(labels: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, radius: torch.Tensor,
-                     rot: torch.Tensor, size: int) -> torch.Tensor:
-    """Soft coverage B×S×S in [0, 1] of each image's object (2×2 supersampled inside tests)."""
+                     rot: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor, win: int) -> torch.Tensor:
+    """Soft coverage B×win×win in [0, 1] of each object in its window.
+
+    Each pixel averages 2×2 bilinear samples of its class template at the rotated/scaled/translated position.
+    """
     b, ss = labels.shape[0], _SUPERSAMPLE
-    sub = (torch.arange(size * ss, dtype=torch.float32) + 0.5) / ss
-    cov = torch.zeros(b, size, size)
+    sub = (torch.arange(win * ss, dtype=torch.float32) + 0.5) / ss
+    cov = torch.zeros(b, win, win)
+    templates = shape_templates()
     for cls in range(len(SHAPE_CLASSES)):
         idx = (labels == cls).nonzero().squeeze(1)
         if idx.numel() == 0:
             continue
-        px = sub.view(1, 1, -1) - cx[idx].view(-1, 1, 1)
-        py = sub.view(1, -1, 1) - cy[idx].view(-1, 1, 1)
-        c, s = torch.cos(rot[idx]).view(-1, 1, 1), torch.sin(rot[idx]).view(-1, 1, 1)
-        r = radius[idx].view(-1, 1, 1)
-        u = (c * px + s * py) / r  # rotate the grid by -rot: the shape appears rotated by +rot
-        v = (-s * px + c * py) / r
-        inside = _inside(cls, u, v).float()
-        cov[idx] = inside.view(-1, size, ss, size, ss).mean((2, 4))
+        px = sub.view(1, 1, -1) + (ox[idx] - cx[idx]).view(-1, 1, 1)
+        py = sub.view(1, -1, 1) + (oy[idx] - cy[idx]).view(-1, 1, 1)
+        k = 1.0 / (radius[idx] * _TEMPLATE_EXTENT)
+        c, s = (torch.cos(rot[idx]) * k).view(-1, 1, 1), (torch.sin(rot[idx]) * k).view(-1, 1, 1)
+        # rotate the grid by -rot: the shape appears rotated by +rot; grid in grid_sample's [-1, 1] units
+        grid = torch.stack([c * px + s * py, c * py - s * px], dim=-1)  # n_k × win·ss × win·ss × 2
+        m = win * ss
+        out = F.grid_sample(templates[cls][None, None], grid.view(1, -1, m, 2), mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+        cov[idx] = F.avg_pool2d(out.view(-1, 1, m, m), ss)[:, 0]
     return cov
 
 
 def _distractor_coverage(kind: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor,
-                         y1: torch.Tensor, width: torch.Tensor, size: int) -> torch.Tensor:
-    """Soft coverage B×S×S of one distractor per image: a disc (kind 0) or a line segment (kind 1).
+                         y1: torch.Tensor, width: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor,
+                         win: int) -> torch.Tensor:
+    """Soft coverage B×win×win of one distractor per image: a disc (kind 0) or a line segment (kind 1).
 
     Uses the signed distance in pixels: coverage = clamp(0.5 - sdf, 0, 1) (analytic anti-aliasing).
     """
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    px, py = coords.view(1, 1, -1), coords.view(1, -1, 1)
+    coords = torch.arange(win, dtype=torch.float32) + 0.5
     v = lambda t: t.view(-1, 1, 1)  # noqa: E731
-    disc = ((px - v(x0)) ** 2 + (py - v(y0)) ** 2).sqrt() - v(width)
+    px, py = coords.view(1, 1, -1) + v(ox - x0), coords.view(1, -1, 1) + v(oy - y0)  # relative to (x0, y0)
     dx, dy = v(x1 - x0), v(y1 - y0)
-    t = (((px - v(x0)) * dx + (py - v(y0)) * dy) / (dx * dx + dy * dy + 1e-6)).clamp(0, 1)
-    seg = ((px - v(x0) - t * dx) ** 2 + (py - v(y0) - t * dy) ** 2).sqrt() - v(width) * 0.45
-    sdf = torch.where(v(kind) == 0, disc, seg)
+    t = ((px * dx + py * dy) / (dx * dx + dy * dy + 1e-6)).clamp(0, 1) * v(kind.float())  # t = 0 for discs
+    rad = v(width) * torch.where(v(kind) == 0, 1.0, 0.45)
+    sdf = ((px - t * dx) ** 2 + (py - t * dy) ** 2).sqrt() - rad
     return (0.5 - sdf).clamp(0, 1)
 
 
@@ -265,29 +318,40 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
     d_kind = torch.randint(0, 2, (n, k), generator=g)
     d_x0, d_y0 = size * torch.rand(n, k, generator=g), size * torch.rand(n, k, generator=g)
     d_ang = 2 * math.pi * torch.rand(n, k, generator=g)
-    d_len = size * (0.12 + 0.18 * torch.rand(n, k, generator=g))
+    d_len = size * (D_LEN[0] + (D_LEN[1] - D_LEN[0]) * torch.rand(n, k, generator=g))
     d_x1, d_y1 = d_x0 + d_len * torch.cos(d_ang), d_y0 + d_len * torch.sin(d_ang)
-    d_w = size * (0.04 + 0.05 * torch.rand(n, k, generator=g))  # disc radius / line width scale
+    d_w = size * (D_WIDTH[0] + (D_WIDTH[1] - D_WIDTH[0]) * torch.rand(n, k, generator=g))  # disc radius
     d_hbin = (colour.unsqueeze(1) + torch.randint(1, nh, (n, k), generator=g)) % nh  # other hue than the object
     d_rgb = hsv_to_rgb(hue_bins[d_hbin] + 20.0 * (torch.rand(n, k, generator=g) - 0.5),
                        0.5 + 0.5 * torch.rand(n, k, generator=g), 0.6 + 0.4 * torch.rand(n, k, generator=g))
 
-    # --- rendering, chunked to bound memory
+    # --- rendering, chunked to bound memory; objects and distractors are drawn inside small windows
+    obj_win = min(size, int(math.ceil(2 * SCALE_RANGE[1] * size)) + 2)
+    obj_ox = _window_origin(pos_x - obj_win / 2, obj_win, size)
+    obj_oy = _window_origin(pos_y - obj_win / 2, obj_win, size)
+    d_win = min(size, int(math.ceil(D_LEN[1] * size + 2 * D_WIDTH[1] * size)) + 2)
+    d_ox = _window_origin(torch.minimum(d_x0, d_x1) - d_w, d_win, size)
+    d_oy = _window_origin(torch.minimum(d_y0, d_y1) - d_w, d_win, size)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    masks = torch.empty(n, size, size, dtype=torch.bool)
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
     for a in range(0, n, _CHUNK):
         sl = slice(a, min(n, a + _CHUNK))
         img = _backgrounds(bg_kind[sl], bg1[sl], bg2[sl], bg_par[sl], bg_noise[sl], size, colour_shift)
-        if clutter > 0:
-            for j in range(k):
-                active = (n_distr[sl] > j).float().view(-1, 1, 1, 1)
-                cov = _distractor_coverage(d_kind[sl, j], d_x0[sl, j], d_y0[sl, j], d_x1[sl, j], d_y1[sl, j],
-                                           d_w[sl, j], size).unsqueeze(1) * active
-                img = img * (1 - cov) + d_rgb[sl, j, :, None, None] * cov
-        cov = _object_coverage(labels[sl], pos_x[sl], pos_y[sl], radius[sl], torch.deg2rad(rotation[sl]), size)
-        img = img * (1 - cov.unsqueeze(1)) + fg[sl, :, None, None] * cov.unsqueeze(1)
-        images[sl] = (img * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        masks[sl] = cov >= 0.5
+        if clutter > 0:  # distractors behind the object; SDFs for all active slots at once, painted slot by slot
+            pairs = (n_distr[sl].unsqueeze(1) > torch.arange(k)).nonzero()  # M×2 (image in chunk, slot)
+            i, j = pairs[:, 0] + a, pairs[:, 1]
+            dcov = _distractor_coverage(d_kind[i, j], d_x0[i, j], d_y0[i, j], d_x1[i, j], d_y1[i, j], d_w[i, j],
+                                        d_ox[i, j], d_oy[i, j], d_win)
+            for slot in range(int(j.max()) + 1 if len(j) else 0):
+                sel = (j == slot).nonzero().squeeze(1)
+                _composite(img, pairs[sel, 0], dcov[sel], d_rgb[i[sel], slot], d_ox[i[sel], slot], d_oy[i[sel], slot])
+        cov = _object_coverage(labels[sl], pos_x[sl], pos_y[sl], radius[sl], torch.deg2rad(rotation[sl]),
+                               obj_ox[sl], obj_oy[sl], obj_win)
+        _composite(img, torch.arange(len(cov)), cov, fg[sl], obj_ox[sl], obj_oy[sl])
+        images[sl] = (img * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 3, 1, 2)
+        ar = torch.arange(obj_win)
+        bi = torch.arange(a, sl.stop).view(-1, 1, 1)
+        masks[bi, (obj_oy[sl].view(-1, 1) + ar).unsqueeze(2), (obj_ox[sl].view(-1, 1) + ar).unsqueeze(1)] = cov >= 0.5
 
     # --- box of the mask: columns [x0, x1), rows [y0, y1)
     cols, rows = masks.any(1), masks.any(2)  # n×W, n×H

@@ -10,8 +10,10 @@ from gpsviz.positives.base import (
     pair_group_ids,
     register_positives,
 )
+from gpsviz.positives.neighbours import NeighbourPositives
 
 __all__ = [
+    "NeighbourPositives",
     "LabelPositives",
     "Positives",
     "PositiveSource",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -152,6 +152,9 @@ class PositiveSource:
     name: str = "base"
     refresh_every: int = 0
 
+    def __init__(self) -> None:  # explicit, so build_positives can list a subclass's options
+        pass
+
     def prepare(self, dataset: Any, generator: torch.Generator | None = None, **ctx: Any) -> None:
         """Precompute what :meth:`sample` needs from ``dataset`` (an ``ImageDataset``). Default: nothing."""
         return None
@@ -204,6 +207,7 @@ class LabelPositives(PositiveSource):
     name = "labels"
 
     def __init__(self, labels: torch.Tensor | None = None) -> None:
+        super().__init__()
         self.labels: torch.Tensor | None = None
         if labels is not None:
             self.labels = self._check(torch.as_tensor(labels), "labels")
@@ -283,7 +287,7 @@ def build_positives(name: str, **options: Any) -> PositiveSource:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown positive source {name!r}; choose one of {available_positives()}")
     cls = _REGISTRY[name]
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters             # PositiveSource defines __init__
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     allowed = [p for p, v in params.items() if p != "self" and v.kind is not inspect.Parameter.VAR_KEYWORD
                and v.kind is not inspect.Parameter.VAR_POSITIONAL]

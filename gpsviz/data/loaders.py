@@ -1,0 +1,198 @@
+"""``load_dataset``: one entry point for every dataset, and the shapes-world cache.
+
+=================  ===============================  ==========================================================
+name (aliases)     splits                           options
+=================  ===============================  ==========================================================
+``shapes``         train, test                      n, seed, clutter, colour_shift, size, cache
+``fashion-mnist``  train, test                      n
+``cifar10``        train, test                      n
+``cifar100``       train, test                      n (labels: 100 fine classes; factor ``superclass``)
+``stl10``          train, test, unlabeled           n, size (resize 96 → size, antialiased)
+``folder``         any (uses ``path/<split>`` if    path (required), size
+                   that folder exists)
+``arrays``         any                              images (required), labels, classes, name
+=================  ===============================  ==========================================================
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gpsviz.data import formats
+from gpsviz.data.core import ImageDataset
+from gpsviz.data.local import from_arrays, from_folder
+from gpsviz.data.shapes import make_shapes
+from gpsviz.errors import DataError
+from gpsviz.utils import atomic_torch_save, data_root
+
+SHAPES_CACHE_VERSION = 1
+SHAPES_DEFAULT_N = {"train": 10000, "test": 2000}
+
+_DATASETS: dict[str, dict[str, Any]] = {
+    "shapes": dict(splits=("train", "test"), options=("n", "seed", "clutter", "colour_shift", "size", "cache")),
+    "fashion-mnist": dict(splits=("train", "test"), options=("n",)),
+    "cifar10": dict(splits=("train", "test"), options=("n",)),
+    "cifar100": dict(splits=("train", "test"), options=("n",)),
+    "stl10": dict(splits=("train", "test", "unlabeled"), options=("n", "size")),
+    "folder": dict(splits=None, options=("path", "size")),
+    "arrays": dict(splits=None, options=("images", "labels", "classes", "name")),
+}
+_ALIASES = {
+    "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
+    "fashion": "fashion-mnist", "cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100",
+    "cifar_100": "cifar100", "stl-10": "stl10", "stl_10": "stl10", "imagefolder": "folder", "image-folder": "folder",
+    "folders": "folder", "array": "arrays", "numpy": "arrays", "tensor": "arrays", "tensors": "arrays",
+    "shape": "shapes", "shapes-world": "shapes",
+}
+_SPLIT_ALIASES = {"unlabelled": "unlabeled", "val": "test", "valid": "test", "validation": "test"}
+
+
+def available_datasets() -> list[str]:
+    """The dataset names :func:`load_dataset` accepts (aliases such as ``"fmnist"`` also work)."""
+    return list(_DATASETS)
+
+
+def canonical_name(name: str) -> str:
+    """Map a dataset name or alias (any case, ``_`` or ``-``) to its canonical name; unknown → DataError."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available datasets: {', '.join(available_datasets())} "
+                        f"(aliases: {', '.join(sorted(_ALIASES))})")
+    return key
+
+
+# ----------------------------------------------------------------------------------------------- shapes cache
+def shapes_variant_name(clutter: float = 0.0, colour_shift: bool = False, size: int = 32) -> str:
+    """Dataset name of a shapes-world variant: ``"shapes"``, plus ``-clutter0.5``, ``-shift``, ``-64px`` if set."""
+    name = "shapes"
+    if clutter:
+        name += f"-clutter{float(clutter):g}"
+    if colour_shift:
+        name += "-shift"
+    if int(size) != 32:
+        name += f"-{int(size)}px"
+    return name
+
+
+def shapes_split_seed(seed: int, split: str) -> int:
+    """Seed for one split, derived from the user's seed (train and test never share a seed)."""
+    digest = hashlib.sha256(f"gpsviz-shapes:{int(seed)}:{split}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def shapes_cache_path(root: Path, split: str, n: int, seed: int, clutter: float, colour_shift: bool,
+                      size: int) -> Path:
+    """``root/shapes/<key>.pt``: the key spells out every generation option and the generator version."""
+    key = (f"{split}-n{n}-seed{seed}-clutter{float(clutter):g}-{'shift' if colour_shift else 'base'}"
+           f"-{size}px-v{SHAPES_CACHE_VERSION}")
+    return root / "shapes" / f"{key}.pt"
+
+
+def _dataset_to_dict(ds: ImageDataset) -> dict[str, Any]:
+    return {"format": "gpsviz-imagedataset", "version": SHAPES_CACHE_VERSION, "images": ds.images,
+            "labels": ds.labels, "classes": list(ds.classes), "factors": dict(ds.factors), "split": ds.split,
+            "name": ds.name, "factor_classes": {k: list(v) for k, v in ds.factor_classes.items()}, "masks": ds.masks}
+
+
+def _dataset_from_dict(d: Any) -> ImageDataset:
+    if not isinstance(d, dict) or d.get("format") != "gpsviz-imagedataset" or d.get("version") != SHAPES_CACHE_VERSION:
+        raise DataError("not a gpsviz dataset cache of this version")
+    return ImageDataset(images=d["images"], labels=d["labels"], classes=d["classes"], factors=d["factors"],
+                        split=d["split"], name=d["name"], factor_classes=d["factor_classes"], masks=d["masks"])
+
+
+def load_shapes(split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,
+                clutter: float = 0.0, colour_shift: bool = False, size: int = 32, cache: bool = True) -> ImageDataset:
+    """The shapes world for one split, cached under ``data_root(root)/shapes/``.
+
+    ``n`` defaults to 10000 (train) / 2000 (test); the split seed is derived from ``seed`` and ``split``.
+    A cache file that cannot be read is regenerated (with a warning), never a crash.
+    Returns ``ImageDataset`` (images uint8 n×3×size×size, labels int64 n, factors, masks bool n×size×size).
+    """
+    n = SHAPES_DEFAULT_N[split] if n is None else int(n)
+    clutter = float(clutter)
+    if not math.isfinite(clutter) or clutter < 0:
+        raise DataError(f"shapes: clutter must be a finite number ≥ 0, got {clutter}")
+    path = shapes_cache_path(data_root(root), split, n, int(seed), clutter, bool(colour_shift), int(size))
+    if cache and path.is_file():
+        try:
+            return _dataset_from_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as e:  # noqa: BLE001 - any unreadable cache is simply rebuilt
+            warnings.warn(f"shapes cache {path} is unreadable ({type(e).__name__}: {e}); regenerating it", stacklevel=2)
+    ds = make_shapes(n, seed=shapes_split_seed(int(seed), split), clutter=clutter, colour_shift=bool(colour_shift),
+                     size=int(size))
+    ds.split = split
+    ds.name = shapes_variant_name(clutter, bool(colour_shift), int(size))
+    if cache:
+        try:
+            atomic_torch_save(_dataset_to_dict(ds), path)
+        except OSError as e:
+            warnings.warn(f"could not write the shapes cache {path} ({e}); continuing without it", stacklevel=2)
+    return ds
+
+
+# ------------------------------------------------------------------------------------------------- dispatch
+def load_dataset(name: str, split: str = "train", root: str | Path | None = None, download: bool = True,
+                 **options: Any) -> ImageDataset:
+    """Load a dataset by name as an :class:`ImageDataset` (images uint8 N×C×H×W, labels int64 N).
+
+    Args:
+        name: one of :func:`available_datasets` (or an alias, e.g. ``"fmnist"``).
+        split: ``"train"``, ``"test"`` (``"unlabeled"`` for STL-10; folders and arrays accept any split name).
+        root: the data folder (default :func:`gpsviz.utils.data_root`: ``$GPSVIZ_DATA`` or ``./data``).
+        download: allow a torchvision download when the files are missing (real datasets only).
+        **options: per-dataset options (see the module docstring); an unknown option raises :class:`DataError`.
+
+    Raises:
+        DataError: unknown name / split / option, or missing/corrupt files with ``download=False``.
+        DownloadError: the files are missing and the download failed (offline); the message says what to put where.
+    """
+    key = canonical_name(name)
+    spec = _DATASETS[key]
+    unknown = sorted(set(options) - set(spec["options"]))
+    if unknown:
+        raise DataError(f"dataset {key!r} has no option {', '.join(map(repr, unknown))}; "
+                        f"its options are: {', '.join(spec['options']) or 'none'}")
+    split = str(split).strip().lower() if spec["splits"] is not None else str(split)
+    if spec["splits"] is not None:
+        split = _SPLIT_ALIASES.get(split, split)
+        if split not in spec["splits"]:
+            raise DataError(f"dataset {key!r} has no split {split!r}; valid splits: {', '.join(spec['splits'])}")
+    n = options.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise DataError(f"option n must be a positive integer (number of images), got {n!r}")
+    if key == "shapes":
+        return load_shapes(split, root=root, **options)
+    if key in ("folder", "arrays"):
+        return _load_user(key, split, options)
+    folder = data_root(root)
+    if key == "fashion-mnist":
+        return formats.load_fashion_mnist(split, folder, download=download, n=n)
+    if key in ("cifar10", "cifar100"):
+        return formats.load_cifar(key, split, folder, download=download, n=n)
+    size = options.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise DataError(f"stl10: option size must be a positive integer (e.g. 32 or 64), got {size!r}")
+    return formats.load_stl10(split, folder, download=download, n=n, size=size)
+
+
+def _load_user(key: str, split: str, options: dict[str, Any]) -> ImageDataset:
+    """``folder`` and ``arrays`` datasets (the user's own data)."""
+    if key == "folder":
+        if options.get("path") is None:
+            raise DataError("dataset 'folder' needs the option path=..., a folder with one sub-folder per class")
+        path = Path(options["path"]).expanduser()
+        sub = path / split
+        if sub.is_dir():
+            return from_folder(sub, size=options.get("size"), split=split, name=path.name)
+        return from_folder(path, size=options.get("size"), split=split)
+    if options.get("images") is None:
+        raise DataError("dataset 'arrays' needs the option images=... (N×H×W or N×H×W×C array)")
+    return from_arrays(options["images"], labels=options.get("labels"), classes=options.get("classes"),
+                       name=options.get("name") or "arrays", split=split)

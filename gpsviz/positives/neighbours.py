@@ -1,0 +1,240 @@
+"""GPS-SSL positives: an anchor's partner is another image close to it in a *prior* embedding space.
+
+Before training, :meth:`NeighbourPositives.prepare` embeds every image with a prior (:mod:`gpsviz.priors`), runs
+one exact k-NN search (squared L2 on the unnormalised embedding, self excluded) and keeps an N×K candidate table.
+Each time an anchor is drawn, :meth:`~NeighbourPositives.sample` picks its partner among its candidates
+(uniformly, as the reference code; or the farthest one inside the τ-ball, as the paper's formula)::
+
+    src = NeighbourPositives(prior="hog", k=10)
+    src.prepare(train_ds)                      # prior + k-NN once (cached prior)
+    pos = src.sample(anchors, generator=g)     # partners int64 B, group ids int64 2B
+    src.purity()                               # share of candidates with the anchor's class
+
+With ``include_anchor=True`` and ``k=1`` the partner is the anchor itself: plain SSL. With ``prior="model"`` (or
+``refresh_every > 0``) the table is rebuilt from the model being trained (``prepare(..., embed_fn=f)``): NNCLR.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from gpsviz.errors import ConfigError, DataError
+from gpsviz.positives.base import Positives, PositiveSource, pair_group_ids, register_positives
+
+CHOICES = ("uniform", "farthest")
+
+
+class NeighbourPositives(PositiveSource):
+    """Partner = a prior-space neighbour of the anchor (GPS-SSL).
+
+    Args:
+        prior: a name of :func:`gpsviz.priors.available_priors`, or ``"model"`` (use the ``embed_fn`` the training
+            loop passes to :meth:`prepare`: the model being trained). Default ``"hog"``: it needs no download and
+            no training, takes seconds, and encodes the prior knowledge that fits the default shapes world (and
+            most object data): shape matters, colour does not. The reference default, an ImageNet ResNet-50,
+            needs weights that are not available offline.
+        prior_options: options of the prior (e.g. ``{"dim": 32}`` for ``pca``).
+        k: candidates per anchor (its k nearest other images); with a ``radius``, the cap on the τ-ball.
+        include_anchor: the anchor itself is a candidate (distance 0); with ``k=1`` this is plain SSL.
+        radius: ``None`` (all k candidates), a float τ (candidates with squared distance ≤ τ), or ``"adaptive"``
+            (per anchor τ = mean + std of the squared distances to its ``adaptive_k`` nearest). An empty ball falls
+            back to the anchor itself.
+        choice: ``"uniform"`` (reference code) or ``"farthest"`` (the paper's formula: the farthest candidate
+            inside the ball).
+        refresh_every: epochs between rebuilds of the table from the current model (0 = never). The training loop
+            calls ``prepare(dataset, embed_fn=...)``; the first ``prepare`` still uses ``prior`` unless it is
+            ``"model"``.
+        metric: ``"l2"`` (squared Euclidean, reference) or ``"cosine"``.
+        index: k-NN index (``"flat"`` exact; ``"ivf"``/``"hnsw"`` approximate for millions of images).
+        adaptive_k: neighbours used for the adaptive τ.
+        root: data folder for the prior cache.
+        embedding: a precomputed N×D prior (overrides ``prior``; also accepted as ``prepare(..., embedding=)``).
+        progress: show the prior's progress bars.
+    """
+
+    name = "neighbours"
+
+    def __init__(self, prior: str = "hog", prior_options: dict[str, Any] | None = None, k: int = 10,
+                 include_anchor: bool = False, radius: float | str | None = None, choice: str = "uniform",
+                 refresh_every: int = 0, metric: str = "l2", index: str = "flat", adaptive_k: int = 20,
+                 root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True) -> None:
+        from gpsviz.priors import available_priors
+
+        if prior != "model" and prior not in available_priors():
+            raise ConfigError(f"neighbours: unknown prior {prior!r}; choose one of "
+                              f"{', '.join(available_priors() + ['model'])}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"neighbours: k must be an integer >= 1, got {k!r}")
+        if choice not in CHOICES:
+            raise ConfigError(f"neighbours: choice must be one of {', '.join(CHOICES)}, got {choice!r}")
+        if radius is not None and radius != "adaptive" and not (isinstance(radius, (int, float)) and radius >= 0):
+            raise ConfigError(f"neighbours: radius must be None, a squared distance >= 0 or 'adaptive', got {radius!r}")
+        if not isinstance(refresh_every, int) or refresh_every < 0:
+            raise ConfigError(f"neighbours: refresh_every must be an integer >= 0 (epochs), got {refresh_every!r}")
+        if not isinstance(adaptive_k, int) or adaptive_k < 2:
+            raise ConfigError(f"neighbours: adaptive_k must be an integer >= 2, got {adaptive_k!r}")
+        if prior_options is not None and not isinstance(prior_options, dict):
+            raise ConfigError(f"neighbours: prior_options must be a dict, got {type(prior_options).__name__}")
+        self.prior, self.prior_options = prior, dict(prior_options or {})
+        self.k, self.include_anchor, self.radius, self.choice = k, bool(include_anchor), radius, choice
+        self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
+        self.root, self.embedding, self.progress = root, embedding, progress
+        self.table: torch.Tensor | None = None        # int64 N×K candidate rows (sorted by distance)
+        self.distances: torch.Tensor | None = None    # float32 N×K prior distances
+        self.valid: torch.Tensor | None = None        # bool N×K: inside the ball (a prefix of each row)
+        self.counts: torch.Tensor | None = None       # int64 N valid candidates (0 → partner = anchor)
+        self.tau: torch.Tensor | None = None          # float32 N ball radius per anchor (None without radius)
+        self.labels: torch.Tensor | None = None       # int64 N (for purity)
+        self.source: str | None = None                # what the table was built from
+
+    # ----------------------------------------------------------------------------------------- building
+
+    def prepare(self, dataset: Any, generator: torch.Generator | None = None, **ctx: Any) -> None:
+        """Embed ``dataset`` and build the candidate table (one k-NN search).
+
+        ctx: ``embedding`` (N×D, used as is), ``embed_fn`` (dataset → N×D current model features; used when
+        ``prior == "model"`` or for a refresh, i.e. a later ``prepare`` with ``refresh_every > 0``), ``root``.
+        """
+        embed_fn: Callable[[Any], torch.Tensor] | None = ctx.get("embed_fn")
+        embedding = ctx.get("embedding", self.embedding)
+        refreshing = self.table is not None and self.refresh_every > 0 and embed_fn is not None
+        if embedding is not None:
+            emb, source = embedding, "embedding"
+        elif self.prior == "model" or refreshing:
+            if embed_fn is None:
+                raise ConfigError("neighbours: prior='model' needs the model's features: call "
+                                  "prepare(dataset, embed_fn=<dataset → N×D features>) (the training loop does)")
+            emb, source = embed_fn(dataset), "model"
+        else:
+            from gpsviz.priors import compute_prior
+            emb = compute_prior(self.prior, dataset, root=ctx.get("root", self.root), progress=self.progress,
+                                **self.prior_options)
+            source = f"prior:{self.prior}"
+        emb = torch.as_tensor(emb).detach().float().cpu()
+        if emb.ndim != 2 or emb.shape[0] != len(dataset):
+            raise DataError(f"neighbours: the embedding must be N×D with N={len(dataset)} (one row per image), "
+                            f"got shape {tuple(emb.shape)}")
+        self.build_table(emb, getattr(dataset, "labels", None))
+        self.source = source
+
+    def build_table(self, embedding: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Candidate table from an N×D embedding (see the class docstring); ``labels`` int64 N for purity."""
+        from gpsviz.knn import knn_search
+
+        n = embedding.shape[0]
+        k_others = self.k - 1 if self.include_anchor else self.k
+        adaptive = self.radius == "adaptive"
+        k_search = max(k_others, self.adaptive_k if adaptive else 0)
+        if n < 2 and k_search > 0:
+            raise DataError(f"neighbours: need at least 2 images to find neighbours, got {n}")
+        k_search = min(k_search, n - 1)
+        k_others = min(k_others, k_search)
+        if k_search > 0:
+            dist, idx = knn_search(embedding, None, k_search, metric=self.metric, exclude_self=True,
+                                   index=self.index)                              # N×k_search, ascending
+        else:
+            dist, idx = torch.zeros(n, 0), torch.zeros(n, 0, dtype=torch.long)
+        cand, cdist = idx[:, :k_others], dist[:, :k_others]
+        if self.include_anchor:
+            cand = torch.cat([torch.arange(n)[:, None], cand], 1)                 # anchor first, distance 0
+            cdist = torch.cat([torch.zeros(n, 1), cdist], 1)
+        if self.radius is None:
+            tau = None
+            valid = torch.ones_like(cand, dtype=torch.bool)
+        else:
+            if adaptive:
+                near = dist[:, : self.adaptive_k]
+                tau = near.mean(1) + (near.std(1) if near.shape[1] > 1 else torch.zeros(n))
+            else:
+                tau = torch.full((n,), float(self.radius))
+            valid = cdist <= tau[:, None]                                         # a prefix: cdist is sorted
+        self.table, self.distances, self.valid = cand.contiguous(), cdist.float().contiguous(), valid
+        self.counts = valid.sum(1)
+        self.tau = None if tau is None else tau.float()
+        self.labels = None if labels is None else torch.as_tensor(labels).long().cpu()
+
+    # ----------------------------------------------------------------------------------------- sampling
+
+    def _check_ready(self) -> None:
+        if self.table is None:
+            raise ConfigError("neighbours: call prepare(dataset) before sample()/candidates()/purity()")
+
+    def sample(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> Positives:
+        """anchors int64 B → partners int64 B (one candidate each) and group ids int64 2B for the views
+        ``[anchor views..., partner views...]``; an anchor with no candidate (empty ball) is its own partner."""
+        self._check_ready()
+        anchors = torch.as_tensor(anchors).long()
+        if anchors.ndim != 1:
+            raise ConfigError(f"anchors must be a 1-D tensor of dataset rows, got shape {tuple(anchors.shape)}")
+        a = anchors.cpu()
+        if a.numel() and (int(a.max()) >= self.table.shape[0] or int(a.min()) < 0):
+            raise ConfigError(f"neighbours: anchor index out of range for a table of {self.table.shape[0]} images; "
+                              "call prepare() with the training dataset")
+        counts = self.counts[a]                                                   # B
+        if self.table.shape[1] == 0:
+            partners = a.clone()
+        else:
+            if self.choice == "uniform":
+                u = torch.rand(a.shape[0], generator=generator)                   # B uniform in [0, 1)
+                col = (u * counts.clamp_min(1)).long().clamp_max((counts - 1).clamp_min(0))
+            else:  # farthest valid candidate
+                d = self.distances[a].masked_fill(~self.valid[a], float("-inf"))
+                col = d.argmax(1)
+            partners = self.table[a, col]
+            partners = torch.where(counts > 0, partners, a)
+        partners = partners.to(anchors.device)
+        return Positives(partners=partners, group_ids=pair_group_ids(anchors, partners))
+
+    # ----------------------------------------------------------------------------------------- inspection
+
+    def candidates(self, anchor: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The candidate set of one anchor: (int64 indices M, float32 prior distances M), nearest first.
+        An empty ball gives the anchor itself at distance 0 (what :meth:`sample` uses)."""
+        self._check_ready()
+        c = int(self.counts[anchor])
+        if c == 0:
+            return torch.tensor([int(anchor)]), torch.zeros(1)
+        return self.table[anchor, :c].clone(), self.distances[anchor, :c].clone()
+
+    def per_anchor_purity(self) -> torch.Tensor:
+        """float32 N: share of each anchor's candidates with its class (NaN: empty ball or unlabelled)."""
+        from gpsviz.diagnostics import per_anchor_purity
+
+        self._check_ready()
+        if self.labels is None:
+            raise DataError("neighbours: the dataset has no labels, purity cannot be measured")
+        return per_anchor_purity(self.table, self.labels, self.valid)
+
+    def purity(self) -> float:
+        """Positive purity: share of candidates with the anchor's class, averaged over anchors with candidates."""
+        p = self.per_anchor_purity()
+        p = p[~torch.isnan(p)]
+        return float(p.mean()) if p.numel() else float("nan")
+
+    def describe(self) -> dict[str, Any]:
+        d = {**super().describe(), "prior": self.prior, "prior_options": dict(self.prior_options), "k": self.k,
+             "include_anchor": self.include_anchor, "radius": self.radius, "choice": self.choice,
+             "metric": self.metric}
+        if self.table is not None:
+            d.update(source=self.source, mean_candidates=float(self.counts.float().mean()),
+                     empty_share=float((self.counts == 0).float().mean()))
+            if self.labels is not None and (self.labels >= 0).any():
+                d["purity"] = self.purity()
+        return d
+
+    # ----------------------------------------------------------------------------------------- resume
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors of the candidate table (for exact resume from a checkpoint)."""
+        return {"table": self.table, "distances": self.distances, "valid": self.valid, "tau": self.tau,
+                "labels": self.labels, "source": self.source}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a table saved by :meth:`state_dict`."""
+        self.table, self.distances, self.valid = state["table"], state["distances"], state["valid"]
+        self.tau, self.labels, self.source = state.get("tau"), state.get("labels"), state.get("source")
+        self.counts = None if self.valid is None else self.valid.sum(1)
+
+
+register_positives("neighbours", NeighbourPositives)

@@ -1,0 +1,12 @@
+"""Interactive explorers for notebooks (ipywidgets 8), one per file.
+
+* :class:`NeighbourExplorer` -- an anchor and its nearest neighbours in each prior space (GPS-SSL positives).
+* :class:`AugmentExplorer` -- an image beside its augmented views and their parameters.
+
+Each prints a machine-readable status line after every redraw (``explorer-state: ... done``,
+``augment-state: ... done``) that the browser tests wait for.
+"""
+from gpsviz.widgets.augment_explorer import AugmentExplorer
+from gpsviz.widgets.neighbour_explorer import NeighbourExplorer
+
+__all__ = ["AugmentExplorer", "NeighbourExplorer"]

@@ -1,0 +1,18 @@
+"""Shared fixtures. Browser tests: ``chromium_page`` (see tests/browser.py for the harness)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # `import browser` under any pytest import mode
+
+
+@pytest.fixture
+def chromium_page():
+    """A Playwright page in headless Debian Chromium (skipped with the reason if missing; a failure when CI=true)."""
+    from browser import browser_page
+
+    with browser_page() as page:
+        yield page
