@@ -1,5 +1,6 @@
 # The two commands of the README. Each creates .venv and installs what is missing by itself.
 PY := .venv/bin/python
+export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := .venv/.installed
 
 .PHONY: demo test test-slow bench install

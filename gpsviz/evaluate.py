@@ -95,7 +95,8 @@ def knn_accuracy(train_feats: Features | torch.Tensor, test_feats: Features | to
     ftr, ytr = _labelled(train_feats, train_labels)
     fte, yte = _labelled(test_feats, test_labels)
     k = min(k, ftr.shape[0])
-    sims, idx = knn_search(fte, ftr, k=k, metric="cosine")           # Nte×k similarities, indices
+    dist, idx = knn_search(fte, ftr, k=k, metric="cosine")           # Nte×k cosine distances (1 − cos), indices
+    sims = 1.0 - dist
     num_classes = int(max(ytr.max(), yte.max())) + 1
     votes = torch.zeros(fte.shape[0], num_classes)
     votes.scatter_add_(1, ytr[idx], torch.exp(sims.float() / temperature))

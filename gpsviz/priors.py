@@ -255,24 +255,25 @@ def _oracle(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------- learned priors
 
 class ConvAutoencoder(nn.Module):
-    """Small conv autoencoder for 32×32 inputs: 3 stride-2 convs → ``latent`` → 3 transposed convs.
+    """Small conv autoencoder for ``size``×``size`` inputs (size = 4·2^s): s stride-2 convs (widths w, 2w, …) down
+    to 4×4 → linear ``latent`` → mirror image with transposed convs.
 
-    ``encode``: float B×C×32×32 in [0, 1] → B×latent; ``forward`` returns the reconstruction B×C×32×32.
+    ``encode``: float B×C×size×size in [0, 1] → B×latent; ``forward`` returns the reconstruction (same shape).
     """
 
-    def __init__(self, in_channels: int = 3, latent: int = 64, width: int = 16) -> None:
+    def __init__(self, in_channels: int = 3, latent: int = 64, width: int = 16, size: int = 16) -> None:
         super().__init__()
-        w = width
-        self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, w, 4, 2, 1), nn.ReLU(inplace=True),        # w×16×16
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(inplace=True),              # 2w×8×8
-            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(inplace=True),          # 2w×4×4
-            nn.Flatten(), nn.Linear(2 * w * 16, latent))
-        self.decoder = nn.Sequential(
-            nn.Linear(latent, 2 * w * 16), nn.ReLU(inplace=True), nn.Unflatten(1, (2 * w, 4, 4)),
-            nn.ConvTranspose2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w, in_channels, 4, 2, 1), nn.Sigmoid())
+        stages = max(1, (int(size) // 4).bit_length() - 1)
+        widths = [in_channels] + [width * 2 ** i for i in range(stages)]
+        enc: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            enc += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.ReLU(inplace=True)]     # halves H and W
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(widths[-1] * 16, latent))
+        dec: list[nn.Module] = [nn.Linear(latent, widths[-1] * 16), nn.ReLU(inplace=True),
+                                nn.Unflatten(1, (widths[-1], 4, 4))]
+        for c_in, c_out in zip(widths[::-1][:-1], widths[::-1][1:]):
+            dec += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ReLU(inplace=True)]  # doubles H and W
+        self.decoder = nn.Sequential(*dec[:-1], nn.Sigmoid())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)                                                  # B×latent
@@ -281,21 +282,23 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def _to32(x: torch.Tensor) -> torch.Tensor:
-    return x if x.shape[-2:] == (32, 32) else torch.nn.functional.interpolate(x, size=(32, 32), mode="area")
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    return x if x.shape[-2:] == (size, size) else torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
 
-@register_prior("autoencoder", epochs=5, latent=64, width=16, lr=2e-3, train_batch=128, seed=0,
+@register_prior("autoencoder", epochs=5, latent=64, width=16, size=16, lr=2e-3, train_batch=128, seed=0,
                 batch_size=512, device="cpu")
 def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Latent code of a small conv autoencoder trained (MSE, ``epochs``) on the dataset itself (images resized
-    to 32×32). Prior knowledge: what is needed to *redraw* an image is what matters — in practice mostly the
+    to ``size``×``size``, 16 by default: seconds per epoch on a CPU). Prior knowledge: what is needed to *redraw* an image is what matters — in practice mostly the
     large areas of colour and background, so it is a modest, unsupervised prior."""
     dev = resolve_device(opts["device"])
-    images = dataset.images
+    images, size = dataset.images, int(opts["size"])
+    if size < 8 or size & (size - 1):
+        raise ConfigError(f"prior 'autoencoder': size must be a power of two >= 8, got {size}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(opts["seed"]))
-        model = ConvAutoencoder(images.shape[1], int(opts["latent"]), int(opts["width"])).to(dev)
+        model = ConvAutoencoder(images.shape[1], int(opts["latent"]), int(opts["width"]), size).to(dev)
     g = make_generator(int(opts["seed"]))
     optim = torch.optim.Adam(model.parameters(), lr=float(opts["lr"]))
     n, bs = images.shape[0], int(opts["train_batch"])
@@ -304,7 +307,7 @@ def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Te
         model.train()
         perm, total = torch.randperm(n, generator=g), 0.0
         for i in range(0, n, bs):
-            x = _to32(_floats(images[perm[i:i + bs]]).to(dev))
+            x = _resize(_floats(images[perm[i:i + bs]]).to(dev), size)
             loss = torch.nn.functional.mse_loss(model(x), x)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -313,7 +316,7 @@ def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Te
         bar.set_postfix(mse=f"{total / n:.4f}")
     model.eval()
     with torch.no_grad():
-        return torch.cat([model.encode(_to32(_floats(images[i:i + int(opts["batch_size"])]).to(dev))).cpu()
+        return torch.cat([model.encode(_resize(_floats(images[i:i + int(opts["batch_size"])]).to(dev), size)).cpu()
                           for i in range(0, n, int(opts["batch_size"]))])
 
 

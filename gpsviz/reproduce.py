@@ -32,7 +32,7 @@ class Cell:
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": dict(seeds=1, epochs=1, common=dict(data_options={"n": 512}, batch_size=128, eval_size=200),
                   fmnist=dict(data_options={"n": 512}, batch_size=128, eval_size=200)),
-    "small": dict(seeds=3, epochs=12, common=dict(data_options={"n": 6000}, batch_size=256),
+    "small": dict(seeds=3, epochs=8, common=dict(data_options={"n": 6000}, batch_size=256),
                   fmnist=dict(data_options={"n": 6000}, batch_size=256)),
     "full": dict(seeds=3, epochs=400, common=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2,
                                                    weight_decay=1e-6, warmup_epochs=10, proj_hidden=2048),
@@ -40,6 +40,10 @@ SCALES: dict[str, dict[str, Any]] = {
                              warmup_epochs=10, proj_hidden=2048)),
 }
 FULL_DATA = {"shapes": "cifar10", "fashion-mnist": "fashion-mnist"}
+# The GPS prior of each dataset in the reproduction. On shapes: a supervised network trained on the colour-shifted
+# world (the analogue of the paper's ImageNet network used on CIFAR); on Fashion-MNIST (upright, centred items):
+# PCA of the pixels, the purest label-free prior measured there. The full scale uses ImageNet weights.
+GPS_PRIOR = {"shapes": "shifted", "fashion-mnist": "pca", "cifar10": "imagenet-resnet50"}
 
 
 def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> list[Cell]:
@@ -51,10 +55,11 @@ def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> 
         datasets = list(datasets or ["shapes", "fashion-mnist"])
         cells = []
         for data in datasets:
+            pos = {"positives_options": {"prior": GPS_PRIOR.get(data, "pca"), "k": 10}}
             for aug in ("weak", "strong"):
                 for name, recipe in (("SimCLR", "simclr"), ("GPS-SimCLR", "gps-simclr"),
                                      ("BYOL", "byol"), ("GPS-BYOL", "gps-byol")):
-                    cells.append(Cell(name, recipe, aug, data))
+                    cells.append(Cell(name, recipe, aug, data, pos if recipe.startswith("gps") else {}))
         return cells
     raise ConfigError(f"experiment {experiment!r} is unknown; choose baselines or gps")
 
@@ -67,6 +72,8 @@ def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str |
     base = dict(s["fmnist"] if cell.data == "fashion-mnist" else s["common"])
     fields = {**base, **cell.overrides, "recipe": cell.recipe, "aug": cell.aug, "data": data, "seed": seed,
               "epochs": epochs or s["epochs"]}
+    if data != cell.data and "positives_options" in fields:          # full scale: the real dataset's prior
+        fields["positives_options"] = {**fields["positives_options"], "prior": GPS_PRIOR.get(data, "pca")}
     if device:
         fields["device"] = device
     return TrainConfig(**fields)

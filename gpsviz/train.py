@@ -145,15 +145,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         positives.prepare(train_ds, generator=None, embed_fn=embed_fn)
 
     epochs_done_now = 0
+    # One bar for the whole run, kept on screen (a bar closed mid-run breaks its widget in served notebooks).
+    bar = tqdm(total=total_steps, initial=start_epoch * n_batches, desc=cfg.recipe, disable=not progress,
+               unit="step", leave=True)
     for epoch in range(start_epoch, cfg.epochs):
         if refresh and epoch > 0 and epoch % refresh == 0:
             positives.prepare(train_ds, generator=None, embed_fn=embed_fn)
         model.train()
         t0, aug_time, loss_sum = time.perf_counter(), 0.0, torch.zeros((), device=device)
         perm = torch.randperm(len(train_ds), generator=gen)
-        bar = tqdm(range(n_batches), desc=f"{cfg.recipe} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-                   leave=False)
-        for b in bar:
+        bar.set_description(f"{cfg.recipe} epoch {epoch + 1}/{cfg.epochs}")
+        for b in range(n_batches):
             step = epoch * n_batches + b
             lr = lr_at(step, total_steps, warmup_steps, cfg.lr)
             for group in opt.param_groups:
@@ -181,8 +183,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
             if recipe.after_step is not None:
                 recipe.after_step(model, cfg, (step + 1) / max(1, total_steps))
             loss_sum += loss.detach()
+            bar.update(1)
             if progress and b % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
         row = {"epoch": epoch + 1, "loss": float(loss_sum) / max(1, n_batches), "lr": lr,
                "knn_acc": float("nan"), "epoch_time": time.perf_counter() - t0, "aug_time": aug_time}
         if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
@@ -193,12 +196,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                         positives=positives.state_dict() if hasattr(positives, "state_dict") else None)
         _write_history(out_dir, history)
         if progress:
-            knn = "" if math.isnan(row["knn_acc"]) else f" knn {row['knn_acc']:.3f}"
-            tqdm.write(f"{cfg.recipe} epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}{knn} "
-                       f"({row['epoch_time']:.1f}s)")
+            knn = "" if math.isnan(row["knn_acc"]) else f"{row['knn_acc']:.3f}"
+            bar.set_postfix(loss=f"{row['loss']:.3f}", knn=knn, refresh=True)
         if on_epoch is not None:
             on_epoch(row)
         epochs_done_now += 1
         if stop_after is not None and epochs_done_now >= stop_after:
             break
+    bar.close()
     return Run(out_dir=out_dir, config=cfg, model=model, history=history)

@@ -5,6 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/data/numba-cache}"
 mkdir -p "$NUMBA_CACHE_DIR" test-artifacts
 .venv/bin/python -m pytest -q "$@"

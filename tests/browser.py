@@ -12,6 +12,7 @@ Example::
     with serve_notebook("notebooks/02_gps_ssl.ipynb") as url, browser_page() as page:
         open_notebook(page, url)
         m = wait_for_text(page, r"explorer-state: anchor=(\\d+) .* done", timeout=300)
+        wait_until_executed(page)               # later cells done: the kernel is free for the widget
         set_int_text(page, "anchor #", 5)
         wait_for_text(page, r"explorer-state: anchor=5 .* done")
         screenshot(page, "explorer")
@@ -51,7 +52,7 @@ CHROMIUM_ARGS = (
 )
 #: Text a served notebook shows when a cell failed (Voilà runs with --show_tracebacks=True here).
 DEFAULT_FAIL = re.compile(r"Traceback \(most recent call last\)|There was an error when executing cell"
-                          r"|Error displaying widget|Kernel Error")
+                          r"|Kernel Error")
 
 
 # ------------------------------------------------------------------------------------------------ skip or fail
@@ -278,6 +279,19 @@ def open_notebook(page, url: str, timeout: float = 60.0) -> None:
     page.goto(url, wait_until="commit", timeout=timeout * 1000)
 
 
+def wait_until_executed(page, timeout: float = 300.0) -> None:
+    """Wait until Voilà has executed every cell (the streamed page has finished loading).
+
+    Voilà shows widgets as soon as their cell has run, while later cells still execute; until the end the
+    kernel is busy and a widget's callbacks wait for it. Call this before interacting with a widget.
+    """
+    page.wait_for_load_state("load", timeout=timeout * 1000)
+
+
+#: what a widget output shows in Voilà when its model was closed (e.g. a tqdm bar with ``leave=False``)
+BROKEN_WIDGET = re.compile(r"Error displaying widget(: model not found)?")
+
+
 def page_text(page) -> str:
     """The visible text of the whole page."""
     return page.evaluate("() => document.body ? document.body.innerText : ''")
@@ -375,7 +389,8 @@ def parse_marker(text: str, prefix: str) -> dict[str, str]:
 
 
 __all__ = [
-    "ARTIFACTS", "CHROMIUM_ARGS", "ServedNotebook", "browser_page", "chromium_executable", "click_button",
-    "free_port", "in_ci", "open_notebook", "page_text", "parse_marker", "press_slider", "require_browser", "screenshot",
-    "select_dropdown", "serve_notebook", "set_int_text", "token_is_required", "unavailable", "wait_for_text",
+    "ARTIFACTS", "BROKEN_WIDGET", "CHROMIUM_ARGS", "DEFAULT_FAIL", "ServedNotebook", "browser_page",
+    "chromium_executable", "click_button", "free_port", "in_ci", "open_notebook", "page_text", "parse_marker",
+    "press_slider", "require_browser", "screenshot", "select_dropdown", "serve_notebook", "set_int_text",
+    "token_is_required", "unavailable", "wait_for_text", "wait_until_executed",
 ]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from browser import (click_button, open_notebook, parse_marker, press_slider, screenshot, select_dropdown, serve_notebook,
-                     set_int_text, token_is_required, wait_for_text)
+from browser import (BROKEN_WIDGET, click_button, open_notebook, page_text, parse_marker, press_slider,
+                     screenshot, select_dropdown, serve_notebook, set_int_text, token_is_required, wait_for_text,
+                     wait_until_executed)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the teaching notebook whose explorer cell is tested; our own small notebook stands in while it is missing
@@ -21,7 +22,7 @@ SMOKE_NOTEBOOK = "tests/notebooks/widget_smoke.ipynb"
 
 
 DONE = r"explorer-state: anchor={a} prior={p} k={k} purity=(?P<purity>\S+) mean_purity=(?P<mean>\S+) done"
-FIRST_RENDER_S = 300          # the notebook runs top to bottom (smoke mode) before its widgets appear
+FIRST_RENDER_S = 300          # the notebook runs top to bottom (smoke mode); widgets are live once it has finished
 EXPLORER = ".gpsviz-neighbour-explorer"
 STEP_S = 60                   # one redraw
 PRIOR_S = 180                 # switching to a prior not used yet: its embedding (disk cache) and search
@@ -40,9 +41,14 @@ def _marker(m: re.Match) -> dict[str, str]:
 
 
 def _no_page_errors(page) -> None:
+    broken = BROKEN_WIDGET.findall(page_text(page))
+    assert not broken, (
+        f"the served notebook shows {len(broken)} broken widget output(s) ('Error displaying widget: model not "
+        "found'): a widget displayed by a cell was closed afterwards -- typically a tqdm.auto progress bar "
+        "with leave=False. Keep such bars (leave=True) or print text progress instead.")
     # requests to the internet (fonts, CDNs) fail offline and are not the widget's fault
     errors = [e for e in page.console_errors if "ERR_NAME_NOT_RESOLVED" not in e and "ERR_INTERNET" not in e]
-    assert not errors, f"browser console errors: {errors}"
+    assert not errors, f"browser console errors: {[e.splitlines()[0] for e in errors]}"
 
 
 @pytest.mark.browser
@@ -56,6 +62,7 @@ def test_neighbour_explorer(chromium_page, notebook):
 
         m = wait_for_text(page, DONE.format(a=r"(?P<a>\d+)", p=r"(?P<p>\S+)", k=r"(?P<k>\d+)"),
                           timeout=FIRST_RENDER_S)
+        wait_until_executed(page, timeout=FIRST_RENDER_S)      # later cells (training) must not hold the kernel
         st = _marker(m)
         anchor, prior, k = int(st["anchor"]), st["prior"], int(st["k"])
         assert k == 8, m.group(0)
@@ -99,6 +106,7 @@ def test_augment_explorer(chromium_page):
     with serve_notebook(SMOKE_NOTEBOOK) as url:
         open_notebook(page, url)
         m = wait_for_text(page, done.format(i=r"\d+", p=r"\S+", s=r"[\d.]+", d=r"\d+"), timeout=FIRST_RENDER_S)
+        wait_until_executed(page, timeout=FIRST_RENDER_S)
         st = parse_marker(m.group(0), "augment-state")
         preset, strength = st["preset"], float(st["strength"])
 

@@ -182,5 +182,7 @@ def test_registry_and_bad_options(data):
         NeighbourPositives(k=0)
     with pytest.raises(ConfigError, match="prepare"):
         NeighbourPositives().sample(torch.arange(3))
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="kk"):
         build_positives("neighbours", kk=3)
+    pca = build_positives("neighbours", prior="pca", dim=8)                  # prior options as keywords
+    assert pca.prior_options == {"dim": 8}

@@ -119,6 +119,19 @@ def test_checkpoint_prior(tiny, tmp_path):
     assert torch.allclose(emb2, expected, atol=1e-5)
 
 
+def test_checkpoint_prior_reads_the_training_loop_format(tmp_path):
+    """gpsviz.train saves ``in_channels`` beside ``config`` (not inside it); both layouts load."""
+    from gpsviz.models import build_backbone
+
+    backbone = build_backbone("small-cnn", 1)
+    torch.save({"format": "gpsviz-checkpoint-v1", "backbone": backbone.state_dict(), "in_channels": 1,
+                "config": {"recipe": "simclr", "backbone": "small-cnn"}}, tmp_path / "checkpoint.pt")
+    gray = ImageDataset(images=torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8), labels=torch.zeros(5),
+                        classes=["a"])
+    emb = compute_prior("checkpoint", gray, root=tmp_path, run=str(tmp_path), progress=False)
+    assert torch.allclose(emb, embed_images(backbone, gray.images), atol=1e-5)
+
+
 def test_checkpoint_prior_errors(tiny, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         compute_prior("checkpoint", tiny, root=tmp_path, run=str(tmp_path / "missing"))

@@ -5,7 +5,7 @@ one exact k-NN search (squared L2 on the unnormalised embedding, self excluded) 
 Each time an anchor is drawn, :meth:`~NeighbourPositives.sample` picks its partner among its candidates
 (uniformly, as the reference code; or the farthest one inside the τ-ball, as the paper's formula)::
 
-    src = NeighbourPositives(prior="hog", k=10)
+    src = NeighbourPositives(prior="hog-invariant", k=10)
     src.prepare(train_ds)                      # prior + k-NN once (cached prior)
     pos = src.sample(anchors, generator=g)     # partners int64 B, group ids int64 2B
     src.purity()                               # share of candidates with the anchor's class
@@ -30,10 +30,12 @@ class NeighbourPositives(PositiveSource):
 
     Args:
         prior: a name of :func:`gpsviz.priors.available_priors`, or ``"model"`` (use the ``embed_fn`` the training
-            loop passes to :meth:`prepare`: the model being trained). Default ``"hog"``: it needs no download and
-            no training, takes seconds, and encodes the prior knowledge that fits the default shapes world (and
-            most object data): shape matters, colour does not. The reference default, an ImageNet ResNet-50,
-            needs weights that are not available offline.
+            loop passes to :meth:`prepare`: the model being trained). Default ``"hog-invariant"``: it needs no
+            download and no training, takes seconds, and encodes the prior knowledge that fits the default shapes
+            world — the outline's shape matters, not colour, position, size or rotation (purity@10 ≈ 0.94 there,
+            vs 0.29 for grid ``hog`` and 0.18 for ``pixels``). For aligned data such as Fashion-MNIST prefer
+            ``pca``, ``pixels`` or ``hog``. The reference default, an ImageNet ResNet-50
+            (``imagenet-resnet50``), needs weights that are not available offline.
         prior_options: options of the prior (e.g. ``{"dim": 32}`` for ``pca``).
         k: candidates per anchor (its k nearest other images); with a ``radius``, the cap on the τ-ball.
         include_anchor: the anchor itself is a candidate (distance 0); with ``k=1`` this is plain SSL.
@@ -51,15 +53,18 @@ class NeighbourPositives(PositiveSource):
         root: data folder for the prior cache.
         embedding: a precomputed N×D prior (overrides ``prior``; also accepted as ``prepare(..., embedding=)``).
         progress: show the prior's progress bars.
+        prior_kwargs: further keywords are options of the prior, merged into ``prior_options``
+            (e.g. ``NeighbourPositives(prior="checkpoint", run="runs/simclr")``); unknown ones raise ConfigError.
     """
 
     name = "neighbours"
 
-    def __init__(self, prior: str = "hog", prior_options: dict[str, Any] | None = None, k: int = 10,
+    def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 10,
                  include_anchor: bool = False, radius: float | str | None = None, choice: str = "uniform",
                  refresh_every: int = 0, metric: str = "l2", index: str = "flat", adaptive_k: int = 20,
-                 root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True) -> None:
-        from gpsviz.priors import available_priors
+                 root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
+                 **prior_kwargs: Any) -> None:
+        from gpsviz.priors import PRIORS, available_priors
 
         if prior != "model" and prior not in available_priors():
             raise ConfigError(f"neighbours: unknown prior {prior!r}; choose one of "
@@ -76,7 +81,13 @@ class NeighbourPositives(PositiveSource):
             raise ConfigError(f"neighbours: adaptive_k must be an integer >= 2, got {adaptive_k!r}")
         if prior_options is not None and not isinstance(prior_options, dict):
             raise ConfigError(f"neighbours: prior_options must be a dict, got {type(prior_options).__name__}")
-        self.prior, self.prior_options = prior, dict(prior_options or {})
+        bad = sorted(set(prior_kwargs) - set(PRIORS[prior].defaults if prior in PRIORS else ()))
+        if bad:
+            raise ConfigError(f"neighbours: unknown option(s) {bad}; the options are prior, prior_options, k, "
+                              "include_anchor, radius, choice, refresh_every, metric, index, adaptive_k, root, "
+                              f"embedding, progress, and the options of prior {prior!r}: "
+                              f"{sorted(PRIORS[prior].defaults) if prior in PRIORS else []}")
+        self.prior, self.prior_options = prior, {**dict(prior_options or {}), **prior_kwargs}
         self.k, self.include_anchor, self.radius, self.choice = k, bool(include_anchor), radius, choice
         self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
         self.root, self.embedding, self.progress = root, embedding, progress
