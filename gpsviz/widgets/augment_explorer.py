@@ -17,13 +17,15 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
+from gpsviz.widgets.controls import StatusMixin, index_controls, tag
+
 from gpsviz.errors import ConfigError
 from gpsviz.widgets.neighbour_explorer import _new_figure, figure_png
 
 MARKER = "augment-state"
 
 
-class AugmentExplorer(widgets.VBox):
+class AugmentExplorer(StatusMixin, widgets.VBox):
     """Interactive view of an image's augmented views (``Augmenter`` + ``plot_views``).
 
     Args:
@@ -64,12 +66,7 @@ class AugmentExplorer(widgets.VBox):
         self._check(index, preset, strength)
 
         wide = {"description_width": "initial"}
-        self.index_slider = widgets.IntSlider(value=int(index), min=0, max=self.n - 1, description="image",
-                                              continuous_update=False, style=wide,
-                                              layout=widgets.Layout(width="420px"))
-        self.index_box = widgets.BoundedIntText(value=int(index), min=0, max=self.n - 1, description="image #",
-                                                style=wide, layout=widgets.Layout(width="170px"))
-        widgets.link((self.index_slider, "value"), (self.index_box, "value"))
+        self.index_slider, self.index_box = index_controls(self.n, index, "image")
         self.preset_dropdown = widgets.Dropdown(options=names, value=preset, description="preset", style=wide,
                                                 layout=widgets.Layout(width="220px"))
         self.strength_slider = widgets.FloatSlider(value=float(strength), min=0.0, max=2.0, step=0.05,
@@ -81,11 +78,10 @@ class AugmentExplorer(widgets.VBox):
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.summary = widgets.HTML()
         self.status = widgets.HTML()
-        for w, cls in ((self.index_slider, "gpsviz-index-slider"), (self.index_box, "gpsviz-index-text"),
-                       (self.preset_dropdown, "gpsviz-preset"), (self.strength_slider, "gpsviz-strength-slider"),
-                       (self.resample_button, "gpsviz-resample"), (self.image, "gpsviz-figure"),
-                       (self.status, "gpsviz-state")):
-            w.add_class(cls)
+        tag(((self.index_slider, "gpsviz-index-slider"), (self.index_box, "gpsviz-index-text"),
+             (self.preset_dropdown, "gpsviz-preset"), (self.strength_slider, "gpsviz-strength-slider"),
+             (self.resample_button, "gpsviz-resample"), (self.image, "gpsviz-figure"),
+             (self.status, "gpsviz-state")))
         self.index_slider.observe(self._on_change, names="value")
         self.preset_dropdown.observe(self._on_change, names="value")
         self.strength_slider.observe(self._on_change, names="value")
@@ -139,14 +135,7 @@ class AugmentExplorer(widgets.VBox):
         return (f"{MARKER}: index={self.index_slider.value} preset={self.preset_dropdown.value} "
                 f"strength={self.strength_slider.value:.2f} draw={self.draw} {end}")
 
-    def _set_status(self, text: str) -> None:
-        self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
-                             f"{html.escape(text)}</code>")
-
     # ------------------------------------------------------------------ events
-    def _on_change(self, change=None) -> None:
-        if not self._hold:
-            self._redraw()
 
     def _on_resample(self, _button=None) -> None:
         self.draw += 1

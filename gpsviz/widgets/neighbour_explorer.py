@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
+from gpsviz.widgets.controls import StatusMixin, index_controls, tag
+
 from gpsviz.errors import ConfigError
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
@@ -55,7 +57,7 @@ def _fmt(x: float) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-class NeighbourExplorer(widgets.VBox):
+class NeighbourExplorer(StatusMixin, widgets.VBox):
     """Interactive view of an anchor and its k nearest neighbours in a prior embedding space.
 
     Args:
@@ -123,12 +125,7 @@ class NeighbourExplorer(widgets.VBox):
         self._check_anchor(anchor)
 
         wide = {"description_width": "initial"}
-        self.anchor_slider = widgets.IntSlider(value=int(anchor), min=0, max=self.n - 1, description="anchor",
-                                               continuous_update=False, style=wide,
-                                               layout=widgets.Layout(width="420px"))
-        self.anchor_box = widgets.BoundedIntText(value=int(anchor), min=0, max=self.n - 1, description="anchor #",
-                                                 style=wide, layout=widgets.Layout(width="170px"))
-        widgets.link((self.anchor_slider, "value"), (self.anchor_box, "value"))
+        self.anchor_slider, self.anchor_box = index_controls(self.n, anchor, "anchor")
         self.random_button = widgets.Button(description="random", tooltip="show a random anchor",
                                             layout=widgets.Layout(width="90px"))
         self.prior_dropdown = widgets.Dropdown(options=self.priors, value=self.priors[0], description="prior",
@@ -138,11 +135,9 @@ class NeighbourExplorer(widgets.VBox):
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.summary = widgets.HTML()
         self.status = widgets.HTML()
-        for w, cls in ((self.anchor_slider, "gpsviz-anchor-slider"), (self.anchor_box, "gpsviz-anchor-text"),
-                       (self.random_button, "gpsviz-random"), (self.prior_dropdown, "gpsviz-prior"),
-                       (self.k_slider, "gpsviz-k-slider"), (self.image, "gpsviz-figure"),
-                       (self.status, "gpsviz-state")):
-            w.add_class(cls)
+        tag(((self.anchor_slider, "gpsviz-anchor-slider"), (self.anchor_box, "gpsviz-anchor-text"),
+             (self.random_button, "gpsviz-random"), (self.prior_dropdown, "gpsviz-prior"),
+             (self.k_slider, "gpsviz-k-slider"), (self.image, "gpsviz-figure"), (self.status, "gpsviz-state")))
 
         self.anchor_slider.observe(self._on_change, names="value")
         self.prior_dropdown.observe(self._on_change, names="value")
@@ -265,14 +260,7 @@ class NeighbourExplorer(widgets.VBox):
             s += f" purity={_fmt(purity)} mean_purity={_fmt(mean)}"
         return f"{s} {end}"
 
-    def _set_status(self, text: str) -> None:
-        self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
-                             f"{html.escape(text)}</code>")
-
     # ------------------------------------------------------------------ events
-    def _on_change(self, change=None) -> None:
-        if not self._hold:
-            self._redraw()
 
     def _on_random(self, _button=None) -> None:
         cur = int(self.anchor_slider.value)

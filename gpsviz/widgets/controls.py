@@ -1,0 +1,36 @@
+"""Controls shared by the explorers."""
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+
+def index_controls(n: int, value: int, label: str) -> tuple[widgets.IntSlider, widgets.BoundedIntText]:
+    """An image-index slider and a linked number box (the box lets a person — or a browser test — type an index)."""
+    wide = {"description_width": "initial"}
+    slider = widgets.IntSlider(value=int(value), min=0, max=n - 1, description=label, continuous_update=False,
+                               style=wide, layout=widgets.Layout(width="420px"))
+    box = widgets.BoundedIntText(value=int(value), min=0, max=n - 1, description=f"{label} #", style=wide,
+                                 layout=widgets.Layout(width="170px"))
+    widgets.link((slider, "value"), (box, "value"))
+    return slider, box
+
+
+def tag(pairs) -> None:
+    """Give each widget its CSS class: ``pairs`` = iterable of (widget, class name) (browser tests find them)."""
+    for w, cls in pairs:
+        w.add_class(cls)
+
+
+class StatusMixin:
+    """The shared event plumbing of an explorer: a status line (``self.status``, an HTML widget) carrying the
+    machine-readable marker, and redraw-on-change unless the controls are being moved together (``_hold``)."""
+
+    def _set_status(self, text: str) -> None:
+        import html
+
+        self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
+                             f"{html.escape(text)}</code>")
+
+    def _on_change(self, change=None) -> None:
+        if not self._hold:
+            self._redraw()
