@@ -21,27 +21,19 @@ from torch import nn
 from gpsviz.errors import DataError
 from gpsviz.utils import resolve_device
 
-NORM_MEAN, NORM_STD = 0.5, 0.25  # the Augmenter's default normalisation
-
-
-@torch.no_grad()
 def extract_features(backbone: nn.Module, dataset_or_images, batch_size: int = 512,
                      device: str | torch.device | None = None) -> torch.Tensor:
     """Backbone features in eval mode. Input: an ImageDataset or uint8 N×C×H×W; output float32 N×d (CPU).
 
-    Images are normalised as in training ((x/255 − 0.5)/0.25). The backbone's train/eval mode is restored.
+    Images are normalised as in training ((x/255 − 0.5)/0.25); the backbone's mode is restored
+    (see :func:`gpsviz.priors.embed_images`, which does the work). ``device`` defaults to the backbone's.
     """
+    from gpsviz.priors import embed_images
+
     images = getattr(dataset_or_images, "images", dataset_or_images)
-    device = resolve_device(device) if device is not None else next(backbone.parameters()).device
-    was_training = backbone.training
-    backbone.eval()
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].to(device).float().div_(255).sub_(NORM_MEAN).div_(NORM_STD)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            out.append(backbone(x).float().cpu())
-    backbone.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, getattr(backbone, "out_dim", 0))
+    if device is None:
+        device = next(backbone.parameters()).device
+    return embed_images(backbone, images, batch_size=batch_size, device=device)
 
 
 @dataclass

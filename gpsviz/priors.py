@@ -183,7 +183,8 @@ def embed_images(backbone: nn.Module, images: torch.Tensor, batch_size: int = 25
         with torch.no_grad():
             for i in tqdm(range(0, images.shape[0], batch_size), disable=not progress, desc="embed", leave=False):
                 x = (images[i:i + batch_size].to(dev).float() / 255.0 - m) / s
-                out.append(backbone(x).float().flatten(1).cpu())
+                with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+                    out.append(backbone(x).float().flatten(1).cpu())
     finally:
         backbone.to(orig_dev)
         backbone.train(was_training)
@@ -323,35 +324,17 @@ def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Te
 def _checkpoint_path(run: Any) -> Path:
     if not run:
         raise ConfigError("prior 'checkpoint' needs the option run=<run folder or checkpoint.pt file>")
-    p = Path(run)
-    if p.is_dir():
-        p = p / "checkpoint.pt"
-    if not p.is_file():
-        raise CheckpointError(f"prior 'checkpoint': no checkpoint file at {p}; pass run= a gpsviz run folder "
-                              "(containing checkpoint.pt) or the checkpoint file itself")
-    return p
+    from gpsviz.checkpoint import resolve_checkpoint_path
+
+    return resolve_checkpoint_path(run)
 
 
 def load_backbone_checkpoint(run: str | Path) -> nn.Module:
-    """Backbone saved by gpsviz training (``{"backbone": state_dict, "config": {"backbone", "in_channels"}}``),
-    rebuilt with :func:`gpsviz.models.build_backbone` and loaded with ``torch.load(weights_only=True)``."""
-    from gpsviz.models import build_backbone
+    """The backbone of a gpsviz run (folder or checkpoint file), via :func:`gpsviz.checkpoint.load_backbone`."""
+    from gpsviz.checkpoint import load_backbone
 
-    p = _checkpoint_path(run)
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{p} is not a readable checkpoint ({type(e).__name__}: {e}); it may be truncated "
-                              "or not written by gpsviz — re-run training or pick another checkpoint") from None
-    cfg = blob.get("config") if isinstance(blob, dict) else None
-    if not isinstance(blob, dict) or "backbone" not in blob or not isinstance(cfg, dict) or "backbone" not in cfg:
-        raise CheckpointError(f"{p} is not a gpsviz checkpoint: expected a dict with 'backbone' (state_dict) and "
-                              "'config' (with 'backbone' and 'in_channels'); pass a run folder made by gpsviz train")
-    try:
-        backbone = build_backbone(cfg["backbone"], int(blob.get("in_channels", cfg.get("in_channels", 3))))
-        backbone.load_state_dict(blob["backbone"])
-    except (RuntimeError, KeyError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"{p}: the saved backbone does not match {cfg.get('backbone')!r}: {e}") from None
+    _checkpoint_path(run)
+    backbone, cfg = load_backbone(run)
     return backbone
 
 

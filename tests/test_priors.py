@@ -98,13 +98,18 @@ def test_unknown_prior_and_option(tiny, tmp_path):
 
 
 def _write_checkpoint(path, in_channels=3):
-    from gpsviz.models import build_backbone
+    """A checkpoint in the training loop's format (written by gpsviz.checkpoint.save_checkpoint)."""
+    from gpsviz.checkpoint import save_checkpoint
+    from gpsviz.models import MLPHead, build_backbone
+    from gpsviz.recipes import SSLModel
 
     torch.manual_seed(0)
     backbone = build_backbone("small-cnn", in_channels)
-    torch.save({"backbone": backbone.state_dict(), "config": {"backbone": "small-cnn", "in_channels": in_channels}},
-               path)
-    return backbone
+    model = SSLModel(backbone, MLPHead(backbone.out_dim, 8, 4))
+    save_checkpoint(path, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    generator=torch.Generator(), epoch=1, history=[],
+                    config={"recipe": "simclr", "backbone": "small-cnn"}, in_channels=in_channels)
+    return backbone.eval()
 
 
 def test_checkpoint_prior(tiny, tmp_path):
@@ -119,13 +124,8 @@ def test_checkpoint_prior(tiny, tmp_path):
     assert torch.allclose(emb2, expected, atol=1e-5)
 
 
-def test_checkpoint_prior_reads_the_training_loop_format(tmp_path):
-    """gpsviz.train saves ``in_channels`` beside ``config`` (not inside it); both layouts load."""
-    from gpsviz.models import build_backbone
-
-    backbone = build_backbone("small-cnn", 1)
-    torch.save({"format": "gpsviz-checkpoint-v1", "backbone": backbone.state_dict(), "in_channels": 1,
-                "config": {"recipe": "simclr", "backbone": "small-cnn"}}, tmp_path / "checkpoint.pt")
+def test_checkpoint_prior_on_one_channel_images(tmp_path):
+    backbone = _write_checkpoint(tmp_path / "checkpoint.pt", in_channels=1)
     gray = ImageDataset(images=torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8), labels=torch.zeros(5),
                         classes=["a"])
     emb = compute_prior("checkpoint", gray, root=tmp_path, run=str(tmp_path), progress=False)
@@ -137,10 +137,10 @@ def test_checkpoint_prior_errors(tiny, tmp_path):
         compute_prior("checkpoint", tiny, root=tmp_path, run=str(tmp_path / "missing"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable gpsviz checkpoint"):
         compute_prior("checkpoint", tiny, root=tmp_path, run=str(bad))
     torch.save({"weights": {}}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="not a gpsviz checkpoint"):
+    with pytest.raises(CheckpointError, match="not written by gpsviz"):
         compute_prior("checkpoint", tiny, root=tmp_path, run=str(tmp_path / "foreign.pt"))
     with pytest.raises(ConfigError, match="run="):
         compute_prior("checkpoint", tiny, root=tmp_path)
