@@ -22,7 +22,8 @@ def plot_learning_curves(runs: Sequence[dict[str, Any]], keys: Sequence[str] = (
     """
     plt = _plt()
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.8), squeeze=False)
-    labels = sorted({f"{r.get('name', r.get('recipe'))} ({r.get('aug', '')})" for r in runs})
+    # colours in order of first appearance: the same as plot_results_bars gives the methods of one group
+    labels = list(dict.fromkeys(f"{r.get('name', r.get('recipe'))} ({r.get('aug', '')})" for r in runs))
     colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
     for ax, key in zip(axes[0], keys):
         seen = set()
