@@ -39,7 +39,7 @@ class TrainConfig:
     proj_dim: int = 128
     pred_hidden: int = 512
     epochs: int = 30
-    batch_size: int = 256
+    batch_size: int = 128
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -61,7 +61,9 @@ class TrainConfig:
         for k, v in recipe.defaults.items():
             if getattr(self, k) is None:
                 setattr(self, k, v)
-        for k, v in (("optimizer", "adamw"), ("lr", 1e-3), ("weight_decay", 1e-4)):
+        # Defaults for the small CNN on a CPU budget of a few hundred steps: batch 128 and AdamW 2e-3 gave
+        # SupCon 65.6 % vs 33.4 % for batch 256 / 1e-3 on shapes (8 epochs, 5–6k images): more, larger steps.
+        for k, v in (("optimizer", "adamw"), ("lr", 2e-3), ("weight_decay", 1e-4)):
             if getattr(self, k) is None:
                 setattr(self, k, v)
         self.positives_options = {**recipe.positives_options, **dict(self.positives_options)}

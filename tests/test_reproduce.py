@@ -28,6 +28,13 @@ def test_summary_mean_and_std_over_seeds():
     assert "60.0 ± 14.1" in format_table(table, ["linear_label"])
 
 
+def test_every_cell_of_a_grid_has_its_own_run_folder():
+    for exp in ("baselines", "gps"):
+        cells = experiment_cells(exp)
+        keys = [(c.data, c.recipe, c.aug, c.tag) for c in cells]
+        assert len(set(keys)) == len(keys), exp
+
+
 def test_grids_and_bad_names():
     gps = experiment_cells("gps", ["shapes"])
     assert {(c.recipe, c.aug) for c in gps} == {(r, a) for r in ("simclr", "gps-simclr", "byol", "gps-byol")
