@@ -58,6 +58,17 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_bytes(out_dir / "history.csv", buf.getvalue().encode())
 
 
+def train_or_resume(cfg: TrainConfig, name: str, root: str | Path | None = None, **kw: Any) -> Run:
+    """Train ``cfg`` in ``<data>/runs/<name>-<config key>``, continuing that folder's run when it exists.
+
+    The folder is keyed by the whole config, so changing a parameter starts a new run instead of clashing with
+    an old checkpoint; re-running a notebook cell with the same parameters continues (or just reloads) it."""
+    from gpsviz.utils import data_root
+
+    out = data_root(root) / "runs" / f"{name}-{cfg.key()}"
+    return train(cfg, out, resume=(out / "checkpoint.pt").exists(), **kw)
+
+
 def load_data(cfg: TrainConfig):
     """(train, held-out) datasets of a config; the held-out split only feeds the online kNN monitor."""
     from gpsviz.data import load_dataset

@@ -114,3 +114,13 @@ def test_config_roundtrip_and_unknown_field():
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({**c.to_dict(), "epoch": 3})
+
+
+def test_train_or_resume_keys_folders_by_config(tmp_path, tiny):
+    from gpsviz.train import train_or_resume
+
+    a = train_or_resume(cfg(epochs=1), "nb", root=tmp_path, data=tiny, progress=False)
+    again = train_or_resume(cfg(epochs=1), "nb", root=tmp_path, data=tiny, progress=False)   # reloads, no clash
+    other = train_or_resume(cfg(epochs=1, lr=0.01), "nb", root=tmp_path, data=tiny, progress=False)
+    assert again.out_dir == a.out_dir != other.out_dir
+    assert again.history == a.history
