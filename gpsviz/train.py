@@ -73,12 +73,7 @@ def load_data(cfg: TrainConfig):
     """(train, held-out) datasets of a config; the held-out split only feeds the online kNN monitor."""
     from gpsviz.data import load_dataset
 
-    train_ds = load_dataset(cfg.data, "train", **cfg.data_options)
-    test_ds = load_dataset(cfg.data, "test", **cfg.data_options)
-    if cfg.batch_size > len(train_ds):
-        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(train_ds)} images); "
-                          f"use --batch-size ≤ {len(train_ds)}")
-    return train_ds, test_ds
+    return load_dataset(cfg.data, "train", **cfg.data_options), load_dataset(cfg.data, "test", **cfg.data_options)
 
 
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
@@ -106,7 +101,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     device = resolve_device(cfg.device)
     train_ds, test_ds = data if data is not None else load_data(cfg)
     if cfg.batch_size > len(train_ds):
-        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(train_ds)} images)")
+        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(train_ds)} images); "
+                          f"use --batch-size ≤ {len(train_ds)}")
 
     torch.manual_seed(cfg.seed)  # model initialisation
     model = recipe.build_model(cfg, train_ds.channels).to(device)
@@ -123,6 +119,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     positives = recipe.build_positives(cfg)
     history: list[dict[str, float]] = []
     start_epoch = 0
+    positives_restored = False
 
     ckpt_path = out_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -137,6 +134,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         start_epoch = int(ck["epoch"])
         if ck.get("positives") and hasattr(positives, "load_state_dict"):
             positives.load_state_dict(ck["positives"])
+            positives_restored = True
     elif resume:
         raise ConfigError(f"cannot resume: {ckpt_path} does not exist")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +150,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         return extract_features(model.backbone, ds, device=device)
 
     refresh = int(getattr(positives, "refresh_every", 0) or 0)
-    if start_epoch == 0 or not hasattr(positives, "load_state_dict"):
+    if not positives_restored:
         positives.prepare(train_ds, generator=None, embed_fn=embed_fn)
 
     epochs_done_now = 0

@@ -40,8 +40,10 @@ def test_recipe_trains_and_writes_run(tmp_path, tiny, recipe):
     assert ck["epoch"] == 2 and ck["config"]["recipe"] == recipe
 
 
-def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, tiny):
-    c = cfg(recipe="byol", epochs=3, aug="strong")
+@pytest.mark.parametrize("recipe,pos", [("byol", {}), ("gps-simclr", {"prior": "pixels", "k": 4}),
+                                        ("nnclr", {})])
+def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, tiny, recipe, pos):
+    c = cfg(recipe=recipe, epochs=3, aug="strong", positives_options=pos)
     full = train(c, tmp_path / "full", data=tiny, progress=False)
     train(c, tmp_path / "cut", data=tiny, progress=False, stop_after=1)       # "killed" after epoch 1
     assert load_checkpoint(tmp_path / "cut")["epoch"] == 1
