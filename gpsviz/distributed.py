@@ -22,6 +22,15 @@ def gather_views(z: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor
     raise NotImplementedError("multi-process training is not implemented yet; run on one device")
 
 
+def local_rows(x: torch.Tensor, m: int) -> torch.Tensor:
+    """The rows of a gathered tensor (M_all×…) that belong to this process (its ``m`` views).
+
+    Single process: ``x`` itself (``m`` = M_all)."""
+    if not is_distributed():
+        return x
+    raise NotImplementedError("multi-process training is not implemented yet; run on one device")
+
+
 def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
     """Average a statistic (e.g. a loss for logging) over processes; identity on one process."""
     if not is_distributed():

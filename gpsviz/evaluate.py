@@ -211,7 +211,7 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     checkpoint. ``targets`` defaults to the class label plus, for shapes, the colour and position factors."""
     from gpsviz.checkpoint import load_backbone
     from gpsviz.recipes import TrainConfig
-    from gpsviz.train import load_data
+    from gpsviz.runs import load_data
     from gpsviz.utils import atomic_write_json
 
     run_dir = Path(run_dir)

@@ -1,9 +1,13 @@
 """The training loop: one loop for every recipe, with progress, atomic checkpoints, exact resume and history.
 
-    >>> from gpsviz.recipes import TrainConfig
+    >>> from gpsviz.config import TrainConfig
     >>> from gpsviz.train import train
     >>> run = train(TrainConfig(recipe="simclr", epochs=5), "runs/simclr")
     >>> run.history[-1]["knn_acc"]
+
+Each step: anchors (a seeded permutation per epoch) → the positive source's view plan → the view maker's batch
+(views by size + augmentation parameters) → :func:`gpsviz.step.ssl_step` (heads, objective, weighting) →
+optimiser step → EMA teacher → callbacks. The loop knows nothing about methods (see :mod:`gpsviz.recipes`).
 
 Randomness comes from one ``torch.Generator`` (anchor order, partners, augmentation parameters) whose state is
 saved in each checkpoint, so a resumed run ends with exactly the weights of an uninterrupted one on CPU.
@@ -16,14 +20,23 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
+from gpsviz.batch import Batch
+from gpsviz.callbacks import Callback, LambdaCallback
 from gpsviz.checkpoint import load_checkpoint, save_checkpoint
+from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
-from gpsviz.recipes import SSLModel, TrainConfig, get_recipe
+from gpsviz.hardware import autocast, pick_layout, resolve_precision
+from gpsviz.models.ssl import SSLModel, cosine_momentum
+from gpsviz.optim import build_optimizer, lr_at
+from gpsviz.recipes import build_ingredients
+from gpsviz.step import ssl_step
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, resolve_device
+
+__all__ = ["train", "Run", "TrainingDiverged", "HISTORY_FIELDS"]
 
 HISTORY_FIELDS = ("epoch", "loss", "lr", "knn_acc", "epoch_time", "aug_time")
 
@@ -58,24 +71,6 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_bytes(out_dir / "history.csv", buf.getvalue().encode())
 
 
-def train_or_resume(cfg: TrainConfig, name: str, root: str | Path | None = None, **kw: Any) -> Run:
-    """Train ``cfg`` in ``<data>/runs/<name>-<config key>``, continuing that folder's run when it exists.
-
-    The folder is keyed by the whole config, so changing a parameter starts a new run instead of clashing with
-    an old checkpoint; re-running a notebook cell with the same parameters continues (or just reloads) it."""
-    from gpsviz.utils import data_root
-
-    out = data_root(root) / "runs" / f"{name}-{cfg.key()}"
-    return train(cfg, out, resume=(out / "checkpoint.pt").exists(), **kw)
-
-
-def load_data(cfg: TrainConfig):
-    """(train, held-out) datasets of a config; the held-out split only feeds the online kNN monitor."""
-    from gpsviz.data import load_dataset
-
-    return load_dataset(cfg.data, "train", **cfg.data_options), load_dataset(cfg.data, "test", **cfg.data_options)
-
-
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
     from gpsviz.evaluate import extract, knn_accuracy
 
@@ -85,132 +80,176 @@ def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: to
     return knn_accuracy(extract(model.backbone, tr, device), extract(model.backbone, te, device), k=cfg.knn_k)
 
 
+class _Loop:
+    """The state of one training run, split into the three parts of an epoch: making batches, optimising, and
+    the end of the epoch (online kNN, checkpoint, history, callbacks)."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path, data: tuple[Any, Any], callbacks: list[Callback]) -> None:
+        self.cfg, self.out_dir, self.callbacks = cfg, out_dir, callbacks
+        self.train_ds, self.test_ds = data
+        if cfg.batch_size > len(self.train_ds):
+            raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(self.train_ds)} "
+                              f"images); use --batch-size ≤ {len(self.train_ds)}")
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_precision(cfg.precision, self.device)
+        self.channels_last = pick_layout(self.device, self.dtype, cfg.channels_last)
+        torch.manual_seed(cfg.seed)  # model initialisation
+        parts = build_ingredients(cfg, self.train_ds.channels, self.train_ds.image_size)
+        self.model = parts.model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.positives, self.views = parts.positives, parts.views
+        self.objective, self.weighting = parts.objective, parts.weighting
+        self.want_descriptor = bool(getattr(self.model.projector, "needs_descriptor", False))
+        self.opt = build_optimizer(cfg.optimizer, [p for p in self.model.parameters() if p.requires_grad],
+                                   cfg.lr, cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+        cuda = self.device.type == "cuda"
+        self.images = self.train_ds.images.to(self.device) if cuda else self.train_ds.images
+        self.n_batches = len(self.train_ds) // cfg.batch_size
+        self.total_steps = cfg.epochs * self.n_batches
+        self.warmup_steps = int(round(cfg.warmup_epochs * self.n_batches))
+        self.ckpt_path = out_dir / "checkpoint.pt"
+
+    # ------------------------------------------------------------------ state
+    def restore(self) -> bool:
+        """Load the checkpoint; True when the positive source's state was restored too."""
+        ck = load_checkpoint(self.ckpt_path)
+        if ck["config"] != self.cfg.to_dict():
+            raise ConfigError(f"{self.ckpt_path} was written with a different config; resume with the same "
+                              f"options or use a new --out folder")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.gen.set_state(ck["generator"])
+        self.history = list(ck["history"])
+        self.start_epoch = int(ck["epoch"])
+        if ck.get("positives") and hasattr(self.positives, "load_state_dict"):
+            self.positives.load_state_dict(ck["positives"])
+            return True
+        return False
+
+    def prepare_positives(self) -> None:
+        from gpsviz.evaluate import extract_features
+
+        self.positives.prepare(self.train_ds, generator=None,
+                               embed_fn=lambda ds: extract_features(self.model.backbone, ds, device=self.device))
+
+    # ------------------------------------------------------------------ batch making
+    def make_batch(self, anchors: torch.Tensor, step: int, epoch: int) -> Batch:
+        plan = self.positives.plan(anchors, generator=self.gen)
+        batch = self.views(self.images, plan, generator=self.gen, descriptor=self.want_descriptor)
+        if self.channels_last:
+            batch.views = [v.contiguous(memory_format=torch.channels_last) for v in batch.views]
+        batch.plan = batch.plan.to(self.device)
+        batch.step, batch.epoch, batch.train_fraction = step, epoch, step / max(1, self.total_steps)
+        return batch
+
+    # ------------------------------------------------------------------ optimisation
+    def optimise(self, batch: Batch, lr: float) -> dict[str, Any]:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with autocast(self.device, self.dtype):
+            out = ssl_step(self.model, batch, self.objective, self.weighting)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {batch.epoch + 1}, step {batch.step + 1}; training stopped. "
+                f"The last good checkpoint ({self.ckpt_path}, epoch {len(self.history)}) is kept. "
+                f"Try a lower --lr (now {self.cfg.lr}) or a higher --temperature.")
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.model.teacher is not None:
+            self.model.teacher.update(self.model, cosine_momentum(batch.step + 1, max(1, self.total_steps),
+                                                                  self.cfg.momentum_base))
+        for cb in self.callbacks:
+            cb.on_step(batch, out)
+        return out
+
+    # ------------------------------------------------------------------ end of epoch
+    def end_epoch(self, row: dict[str, float]) -> None:
+        cfg = self.cfg
+        if cfg.eval_every and (row["epoch"] % cfg.eval_every == 0 or row["epoch"] == cfg.epochs):
+            row["knn_acc"] = _online_knn(self.model, self.train_ds, self.test_ds, cfg, self.device)
+        self.history.append(row)
+        save_checkpoint(self.ckpt_path, model=self.model, optimizer=self.opt, generator=self.gen,
+                        epoch=row["epoch"], history=self.history, config=cfg.to_dict(),
+                        in_channels=self.train_ds.channels,
+                        positives=self.positives.state_dict() if hasattr(self.positives, "state_dict") else None)
+        _write_history(self.out_dir, self.history)
+        for cb in self.callbacks:
+            cb.on_epoch(row)
+
+    def run_epoch(self, epoch: int, bar: Any, show: bool) -> dict[str, float]:
+        refresh = int(getattr(self.positives, "refresh_every", 0) or 0)
+        if refresh and epoch > 0 and epoch % refresh == 0:
+            self.prepare_positives()
+        self.model.train()
+        t0, aug_time, loss_sum = time.perf_counter(), 0.0, torch.zeros((), device=self.device)
+        perm = torch.randperm(len(self.train_ds), generator=self.gen)
+        bs, lr = self.cfg.batch_size, self.cfg.lr
+        for b in range(self.n_batches):
+            step = epoch * self.n_batches + b
+            lr = lr_at(step, self.total_steps, self.warmup_steps, self.cfg.lr)
+            ta = time.perf_counter()
+            batch = self.make_batch(perm[b * bs:(b + 1) * bs], step, epoch)
+            aug_time += time.perf_counter() - ta
+            loss = self.optimise(batch, lr)["loss"].detach()
+            loss_sum += loss
+            bar.update(1)
+            if show and b % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
+        return {"epoch": epoch + 1, "loss": float(loss_sum) / max(1, self.n_batches), "lr": lr,
+                "knn_acc": float("nan"), "epoch_time": time.perf_counter() - t0, "aug_time": aug_time}
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
           data: tuple[Any, Any] | None = None, on_epoch: Callable[[dict], None] | None = None,
-          stop_after: int | None = None) -> Run:
+          callbacks: Iterable[Callback] = (), stop_after: int | None = None) -> Run:
     """Train ``cfg`` into ``out_dir``; with ``resume`` continue from ``out_dir/checkpoint.pt``.
 
-    ``data`` = (train, held-out) ImageDatasets to use instead of loading ``cfg.data``; ``stop_after`` stops
-    after that many epochs of this call (used to test resume). Returns the :class:`Run`.
+    ``progress``: show the progress bar. ``data`` = (train, held-out) ImageDatasets to use instead of loading
+    ``cfg.data``. ``callbacks``: :class:`~gpsviz.callbacks.Callback` objects (``on_step(batch, outputs)``,
+    ``on_epoch(row)``); ``on_epoch`` is a shortcut for a plain function. ``stop_after`` stops after that many
+    epochs of this call (used to test resume). Returns the :class:`Run`.
     """
-    from gpsviz.augment import Augmenter
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
-    recipe = get_recipe(cfg.recipe)
-    device = resolve_device(cfg.device)
-    train_ds, test_ds = data if data is not None else load_data(cfg)
-    if cfg.batch_size > len(train_ds):
-        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(train_ds)} images); "
-                          f"use --batch-size ≤ {len(train_ds)}")
+    cbs = list(callbacks) + ([LambdaCallback(on_epoch=on_epoch)] if on_epoch is not None else [])
+    if data is None:
+        from gpsviz.data import load_splits
 
-    torch.manual_seed(cfg.seed)  # model initialisation
-    model = recipe.build_model(cfg, train_ds.channels).to(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    from gpsviz.optim import build_optimizer, lr_at
-
-    opt = build_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    augment = Augmenter(cfg.aug, strength=cfg.strength)
-    positives = recipe.build_positives(cfg)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    positives_restored = False
-
-    ckpt_path = out_dir / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        if ck["config"] != cfg.to_dict():
-            raise ConfigError(f"{ckpt_path} was written with a different config; resume with the same options "
-                              f"or use a new --out folder")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        history = list(ck["history"])
-        start_epoch = int(ck["epoch"])
-        if ck.get("positives") and hasattr(positives, "load_state_dict"):
-            positives.load_state_dict(ck["positives"])
-            positives_restored = True
+        data = load_splits(cfg.data, cfg.data_options)
+    loop = _Loop(cfg, out_dir, data, cbs)
+    restored = False
+    if resume and loop.ckpt_path.exists():
+        restored = loop.restore()
     elif resume:
-        raise ConfigError(f"cannot resume: {ckpt_path} does not exist")
+        raise ConfigError(f"cannot resume: {loop.ckpt_path} does not exist")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "config.json", cfg.to_dict())
+    if not restored:
+        loop.prepare_positives()
 
-    images = train_ds.images.to(device) if cuda else train_ds.images
-    n_batches = len(train_ds) // cfg.batch_size
-    total_steps = cfg.epochs * n_batches
-    warmup_steps = int(round(cfg.warmup_epochs * n_batches))
-
-    def embed_fn(ds):
-        from gpsviz.evaluate import extract_features
-        return extract_features(model.backbone, ds, device=device)
-
-    refresh = int(getattr(positives, "refresh_every", 0) or 0)
-    if not positives_restored:
-        positives.prepare(train_ds, generator=None, embed_fn=embed_fn)
-
-    epochs_done_now = 0
     # One bar for the whole run, kept on screen (a bar closed mid-run breaks its widget in served notebooks).
-    bar = tqdm(total=total_steps, initial=start_epoch * n_batches, desc=cfg.recipe, disable=not progress,
-               unit="step", leave=True)
-    for epoch in range(start_epoch, cfg.epochs):
-        if refresh and epoch > 0 and epoch % refresh == 0:
-            positives.prepare(train_ds, generator=None, embed_fn=embed_fn)
-        model.train()
-        t0, aug_time, loss_sum = time.perf_counter(), 0.0, torch.zeros((), device=device)
-        perm = torch.randperm(len(train_ds), generator=gen)
+    bar = tqdm(total=loop.total_steps, initial=loop.start_epoch * loop.n_batches, desc=cfg.recipe,
+               disable=not progress, unit="step", leave=True)
+    done = 0
+    for epoch in range(loop.start_epoch, cfg.epochs):
         bar.set_description(f"{cfg.recipe} epoch {epoch + 1}/{cfg.epochs}")
-        for b in range(n_batches):
-            step = epoch * n_batches + b
-            lr = lr_at(step, total_steps, warmup_steps, cfg.lr)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            anchors = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            pos = positives.sample(anchors, generator=gen)
-            rows = torch.cat([anchors, pos.partners]).to(images.device)
-            ta = time.perf_counter()
-            views, _ = augment(images[rows], generator=gen)
-            if cuda:
-                views = views.contiguous(memory_format=torch.channels_last)
-            aug_time += time.perf_counter() - ta
-            with torch.autocast(device.type, enabled=cuda and cfg.amp):
-                out = recipe.step(model, views, pos.group_ids.to(device), cfg, step / max(1, total_steps))
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; training stopped. The last "
-                    f"good checkpoint ({ckpt_path}, epoch {start_epoch + epochs_done_now}) is kept. "
-                    f"Try a lower --lr (now {cfg.lr}) or a higher --temperature.")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if recipe.after_step is not None:
-                recipe.after_step(model, cfg, (step + 1) / max(1, total_steps))
-            loss_sum += loss.detach()
-            bar.update(1)
-            if progress and b % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
-        row = {"epoch": epoch + 1, "loss": float(loss_sum) / max(1, n_batches), "lr": lr,
-               "knn_acc": float("nan"), "epoch_time": time.perf_counter() - t0, "aug_time": aug_time}
-        if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            row["knn_acc"] = _online_knn(model, train_ds, test_ds, cfg, device)
-        history.append(row)
-        save_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, epoch=epoch + 1, history=history,
-                        config=cfg.to_dict(), in_channels=train_ds.channels,
-                        positives=positives.state_dict() if hasattr(positives, "state_dict") else None)
-        _write_history(out_dir, history)
+        row = loop.run_epoch(epoch, bar, progress)
+        loop.end_epoch(row)
         if progress:
             knn = "" if math.isnan(row["knn_acc"]) else f"{row['knn_acc']:.3f}"
             bar.set_postfix(loss=f"{row['loss']:.3f}", knn=knn, refresh=True)
-        if on_epoch is not None:
-            on_epoch(row)
-        epochs_done_now += 1
-        if stop_after is not None and epochs_done_now >= stop_after:
+        done += 1
+        if stop_after is not None and done >= stop_after:
             break
     bar.close()
-    return Run(out_dir=out_dir, config=cfg, model=model, history=history)
+    return Run(out_dir=out_dir, config=cfg, model=loop.model, history=loop.history)
+

@@ -101,11 +101,11 @@ def _write_checkpoint(path, in_channels=3):
     """A checkpoint in the training loop's format (written by gpsviz.checkpoint.save_checkpoint)."""
     from gpsviz.checkpoint import save_checkpoint
     from gpsviz.models import MLPHead, build_backbone
-    from gpsviz.recipes import SSLModel
+    from gpsviz.models.ssl import SSLModel
 
     torch.manual_seed(0)
     backbone = build_backbone("small-cnn", in_channels)
-    model = SSLModel(backbone, MLPHead(backbone.out_dim, 8, 4))
+    model = SSLModel(backbone, {"projector": MLPHead(backbone.out_dim, 8, 4)})
     save_checkpoint(path, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                     generator=torch.Generator(), epoch=1, history=[],
                     config={"recipe": "simclr", "backbone": "small-cnn"}, in_channels=in_channels)

@@ -23,7 +23,7 @@ def tiny():
 
 def cfg(**kw):
     base = dict(epochs=2, batch_size=64, eval_size=40, knn_k=5, proj_hidden=64, proj_dim=32, pred_hidden=64,
-                device="cpu")
+                device="cpu", precision="fp32")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -65,16 +65,16 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny, mon
     c = cfg(epochs=3)
     train(c, tmp_path / "d", data=tiny, progress=False, stop_after=1)
     before = (tmp_path / "d" / "checkpoint.pt").read_bytes()
-    import gpsviz.recipes as rec
+    import gpsviz.train as tr
 
-    real = rec.ntxent_step
+    real = tr.ssl_step
 
     def poisoned(*a, **k):
         out = real(*a, **k)
         out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setitem(rec.OBJECTIVES, "ntxent", (poisoned, None))
+    monkeypatch.setattr(tr, "ssl_step", poisoned)
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(c, tmp_path / "d", data=tiny, progress=False, resume=True)
     assert (tmp_path / "d" / "checkpoint.pt").read_bytes() == before
@@ -119,7 +119,7 @@ def test_config_roundtrip_and_unknown_field():
 
 
 def test_train_or_resume_keys_folders_by_config(tmp_path, tiny):
-    from gpsviz.train import train_or_resume
+    from gpsviz.runs import train_or_resume
 
     a = train_or_resume(cfg(epochs=1), "nb", root=tmp_path, data=tiny, progress=False)
     again = train_or_resume(cfg(epochs=1), "nb", root=tmp_path, data=tiny, progress=False)   # reloads, no clash

@@ -13,3 +13,6 @@ __all__ = [
     "Augmenter", "AugmentConfig", "AugParams", "PARAM_NAMES", "DESCRIPTOR_NAMES", "PRESETS",
     "available_presets", "cassle_descriptor", "DEFAULT_MEAN", "DEFAULT_STD", "ops",
 ]
+from gpsviz.augment.views import VIEWS, MultiCrop, ViewMaker, build_views, register_views  # noqa: E402
+
+__all__ += ["VIEWS", "MultiCrop", "ViewMaker", "build_views", "register_views"]

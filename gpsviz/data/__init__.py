@@ -4,8 +4,8 @@ Every loader returns an :class:`ImageDataset` (images uint8 N×C×H×W, labels i
 """
 from gpsviz.data.core import ImageDataset
 from gpsviz.data.local import from_arrays, from_folder
-from gpsviz.data.loaders import available_datasets, load_dataset
+from gpsviz.data.loaders import available_datasets, load_dataset, load_splits
 from gpsviz.data.shapes import SHAPE_CLASSES, make_shapes
 
-__all__ = ["ImageDataset", "load_dataset", "available_datasets", "make_shapes", "from_arrays", "from_folder",
+__all__ = ["ImageDataset", "load_dataset", "load_splits", "available_datasets", "make_shapes", "from_arrays", "from_folder",
            "SHAPE_CLASSES"]

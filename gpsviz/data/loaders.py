@@ -196,3 +196,9 @@ def _load_user(key: str, split: str, options: dict[str, Any]) -> ImageDataset:
         raise DataError("dataset 'arrays' needs the option images=... (N×H×W or N×H×W×C array)")
     return from_arrays(options["images"], labels=options.get("labels"), classes=options.get("classes"),
                        name=options.get("name") or "arrays", split=split)
+
+
+def load_splits(name: str, options: dict[str, Any] | None = None) -> tuple[ImageDataset, ImageDataset]:
+    """(train, test) splits of a dataset with the same options; the test split feeds held-out evaluation."""
+    options = dict(options or {})
+    return load_dataset(name, "train", **options), load_dataset(name, "test", **options)

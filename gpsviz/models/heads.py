@@ -1,16 +1,24 @@
-"""Heads on top of a backbone feature: the projector (SimCLR, BYOL) and the BYOL predictor.
+"""Heads on top of a backbone feature: the ``head`` ingredient (the projector a recipe names) and the MLP block
+that projectors and predictors are made of.
 
     g = MLPHead(in_dim=256, hidden_dim=512, out_dim=128)   # SimCLR paper: d→2048→128
     z = g(h)                                                # h: B×256 → z: B×128
+
+    head = build_head("mlp", in_dim=256, cfg=cfg)           # the recipe's projector, sized by cfg.proj_*
+    z = head(h, batch)                                      # heads may read the batch (a conditioned head
+                                                            # reads batch.descriptor / batch.params)
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gpsviz.errors import ConfigError
+from typing import Any
 
-__all__ = ["MLPHead"]
+from gpsviz.errors import ConfigError
+from gpsviz.registry import Registry
+
+__all__ = ["MLPHead", "Head", "MLPProjector", "HEADS", "build_head", "register_head"]
 
 
 class MLPHead(nn.Module):
@@ -54,3 +62,43 @@ class MLPHead(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_dim={self.in_dim}, hidden_dim={self.hidden_dim}, out_dim={self.out_dim}, "
                 f"num_layers={self.num_layers}, last_bn={self.last_bn}")
+
+
+class Head(nn.Module):
+    """Base of the ``head`` ingredient: ``forward(h, batch, index)`` maps backbone features to the embedding the
+    objective reads. ``h``: float V×in_dim, the features of the views ``index`` of ``batch`` (``None`` = all M
+    views, in plan order); returns V×out_dim. Set ``needs_descriptor = True`` to have the view maker compute
+    the CASSLE descriptor (``batch.descriptor``)."""
+
+    needs_descriptor: bool = False
+    out_dim: int
+
+    def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+HEADS = Registry("head", base=Head)
+register_head = HEADS.register
+
+
+def build_head(name: str, in_dim: int, cfg: Any, **options: Any) -> Head:
+    """Build the named head for backbone features of width ``in_dim``, sized by ``cfg`` (``proj_hidden``,
+    ``proj_dim``); ``options`` are the head's own (unknown ones raise ConfigError)."""
+    HEADS.check_options(name, options, reserved=("in_dim", "cfg"))
+    return HEADS.get(name)(in_dim, cfg, **options)
+
+
+@register_head("mlp")
+class MLPProjector(Head):
+    """The SimCLR/BYOL projector: an :class:`MLPHead` ``in_dim → proj_hidden → proj_dim`` that ignores the batch.
+
+    Options: ``num_layers`` (Linear layers, default 2), ``last_bn`` (affine-free BatchNorm on the output)."""
+
+    def __init__(self, in_dim: int, cfg: Any, num_layers: int = 2, last_bn: bool = False) -> None:
+        super().__init__()
+        self.mlp = MLPHead(in_dim, cfg.proj_hidden, cfg.proj_dim, num_layers=num_layers, last_bn=last_bn)
+        self.out_dim = self.mlp.out_dim
+
+    def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
+        """h: V×in_dim → V×proj_dim."""
+        return self.mlp(h)

@@ -1,12 +1,19 @@
-"""Objectives: pure functions of tensors that return per-view losses."""
-from gpsviz.objectives.byol import byol_loss, byol_momentum, ema_update
-from gpsviz.objectives.contrastive import multi_positive_ntxent, nt_xent, positive_mask
+"""Objectives (per-view losses) and view weightings: pure loss functions plus the registered ingredients."""
+from gpsviz.objectives.base import (
+    OBJECTIVES,
+    WEIGHTINGS,
+    Objective,
+    Weighting,
+    build_objective,
+    build_weighting,
+    register_objective,
+    register_weighting,
+)
+from gpsviz.objectives.byol import BYOLObjective, byol_loss, byol_momentum, ema_update
+from gpsviz.objectives.contrastive import NTXentObjective, multi_positive_ntxent, nt_xent, positive_mask
 
 __all__ = [
-    "byol_loss",
-    "byol_momentum",
-    "ema_update",
-    "multi_positive_ntxent",
-    "nt_xent",
-    "positive_mask",
+    "OBJECTIVES", "WEIGHTINGS", "Objective", "Weighting", "build_objective", "build_weighting",
+    "register_objective", "register_weighting", "BYOLObjective", "NTXentObjective",
+    "byol_loss", "byol_momentum", "ema_update", "multi_positive_ntxent", "nt_xent", "positive_mask",
 ]

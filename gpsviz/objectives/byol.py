@@ -10,15 +10,16 @@ The loss is a pure function; the target network and its momentum live in the rec
 """
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from gpsviz.errors import ConfigError
+from gpsviz.models.ssl import cosine_momentum, ema_update
+from gpsviz.objectives.base import Objective, register_objective
 
-__all__ = ["byol_loss", "byol_momentum", "ema_update"]
+__all__ = ["byol_loss", "byol_momentum", "ema_update", "BYOLObjective"]
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -38,35 +39,36 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 2.0 - 2.0 * (pn * zn).sum(dim=1)             # B
 
 
-def byol_momentum(step: int, total_steps: int, base: float = 0.99) -> float:
-    """Cosine schedule of the target EMA momentum: ``base`` at step 0, rising to 1 at ``total_steps``.
-
-    ``m(t) = 1 − (1 − base)·(cos(π·t/T) + 1)/2`` with t clamped to [0, T].
-    """
-    if total_steps < 1:
-        raise ConfigError(f"byol_momentum: total_steps must be ≥ 1, got {total_steps}")
-    if not 0.0 <= base <= 1.0:
-        raise ConfigError(f"byol_momentum: base momentum must be in [0, 1], got {base}")
-    t = min(max(step, 0), total_steps) / total_steps
-    return 1.0 - (1.0 - base) * (math.cos(math.pi * t) + 1.0) / 2.0
+byol_momentum = cosine_momentum  #: BYOL's cosine EMA schedule (one implementation, in gpsviz.models.ssl)
 
 
-@torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """In place: ``θ_target ← m·θ_target + (1 − m)·θ_online`` for parameters; buffers (BN statistics) copied.
+@register_objective("byol")
+class BYOLObjective(Objective):
+    """BYOL: an online predictor regresses the EMA teacher's embedding of the *other* views of the same instance.
 
-    ``target`` and ``online`` must have the same architecture (same parameter and buffer names and shapes).
-    """
-    if not 0.0 <= momentum <= 1.0:
-        raise ConfigError(f"ema_update: momentum must be in [0, 1], got {momentum}")
-    t_params, o_params = dict(target.named_parameters()), dict(online.named_parameters())
-    t_bufs, o_bufs = dict(target.named_buffers()), dict(online.named_buffers())
-    if t_params.keys() != o_params.keys() or t_bufs.keys() != o_bufs.keys():
-        raise ConfigError("ema_update: target and online networks differ in structure; "
-                          "build the target as a deep copy of the online network")
-    for name, t in t_params.items():
-        o = o_params[name]
-        # lerp: t + (1 − m)(o − t) = m·t + (1 − m)·o
-        t.lerp_(o.detach().to(t.dtype), 1.0 - momentum)
-    for name, t in t_bufs.items():
-        t.copy_(o_bufs[name])
+    Per view i: ``loss_i = mean_j byol_loss(q(z_i), z'_j)`` over the teacher's global views j ≠ i with the
+    same instance id (with two views per instance: the partner view, BYOL's symmetrised loss). Adds
+    ``heads["predictor"]`` (``proj_dim → pred_hidden → proj_dim``) and asks for a teacher."""
+
+    teacher = True
+
+    def build(self, model: Any, cfg: Any) -> None:
+        from gpsviz.models.heads import MLPHead
+
+        model.heads["predictor"] = MLPHead(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
+
+    def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        p = model.heads["predictor"](out["z"])                       # M×p
+        zt = out["teacher_z"]                                         # G×p, teacher of the global views
+        inst = batch.instance_ids.to(p.device)                        # M
+        glob = batch.is_global.to(p.device)                           # M
+        g_idx = glob.nonzero().flatten()                              # G
+        m = p.shape[0]
+        pair = (inst[:, None] == inst[g_idx][None, :])                # M×G same instance
+        pair &= torch.arange(m, device=p.device)[:, None] != g_idx[None, :]   # never itself
+        pn = F.normalize(p.float(), dim=1)                            # M×p
+        zn = F.normalize(zt.detach().float(), dim=1)                  # G×p, stop-gradient
+        loss = 2.0 - 2.0 * (pn @ zn.T)                                # M×G
+        n = pair.sum(dim=1).clamp(min=1)                              # M
+        per_view = loss.masked_fill(~pair, 0.0).sum(dim=1) / n        # M
+        return per_view, {"p": p}

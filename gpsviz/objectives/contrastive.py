@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
+from gpsviz.objectives.base import Objective, register_objective
 
-__all__ = ["multi_positive_ntxent", "nt_xent", "positive_mask"]
+__all__ = ["multi_positive_ntxent", "nt_xent", "positive_mask", "NTXentObjective"]
 
 
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
@@ -111,3 +112,24 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
         idx = torch.arange(b, device=z.device)
         target = torch.cat([idx + b - 1, idx])                              # 2B
         return F.cross_entropy(logits, target, reduction="none")            # 2B
+
+
+@register_objective("ntxent")
+class NTXentObjective(Objective):
+    """The multi-positive NT-Xent of the projector outputs, with the batch's group ids as positives and every
+    other view — on every process — as a negative. Temperature: ``cfg.temperature`` (or the ``temperature``
+    option)."""
+
+    def __init__(self, temperature: float | None = None) -> None:
+        self.temperature = temperature
+
+    def build(self, model, cfg) -> None:
+        if self.temperature is None:
+            self.temperature = cfg.temperature
+
+    def __call__(self, model, batch, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        from gpsviz.distributed import gather_views, local_rows
+
+        z_all, g_all = gather_views(out["z"], batch.group_ids.to(out["z"].device))   # M_all×p, M_all
+        per_view = multi_positive_ntxent(z_all.float(), g_all, temperature=self.temperature)   # M_all
+        return local_rows(per_view, out["z"].shape[0]), {}

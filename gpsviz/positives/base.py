@@ -1,28 +1,33 @@
 """Positive sources: which image is an anchor's partner, and which views are positives of each other.
 
-A training step draws B anchor indices, asks the source for partners and group ids, and makes one view of every
-anchor and one of every partner; the views are ordered ``[anchor views..., partner views...]`` (2B)::
+A training step draws B anchor indices and asks the source for a **view plan** (:class:`ViewPlan`): for each of
+M views its dataset row, group id (equal id ⇔ positives), instance id (views of one image or of one anchor–partner
+pair), slot (its place within the instance), global/local flag and output size. Pair sources (self, labels,
+neighbours) implement :meth:`PositiveSource.sample` (partners + group ids) and inherit :meth:`PositiveSource.plan`,
+which lays the views out as ``[anchor views..., partner views...]`` (2B); a source with more views per anchor
+(e.g. semantic sets) overrides :meth:`~PositiveSource.plan`::
 
     source = build_positives("self")
     source.prepare(dataset)                                    # once before training (and on refresh)
-    pos = source.sample(anchors, generator=g)                  # anchors int64 B
-    # pos.partners: int64 B (dataset rows), pos.group_ids: int64 2B (equal id ⇔ positives)
+    plan = source.plan(anchors, generator=g)                   # anchors int64 B → ViewPlan of M = 2B views
+    pos = source.sample(anchors, generator=g)                  # the pair form: partners B, group ids 2B
 
 Views of the **same image** are always in one group (:func:`merge_groups`), so an image drawn twice in a batch, or
 drawn as an anchor and as another anchor's partner, is never its own negative.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from gpsviz.errors import ConfigError
+from gpsviz.registry import Registry
 
 __all__ = [
     "Positives",
+    "ViewPlan",
     "PositiveSource",
     "SelfPositives",
     "LabelPositives",
@@ -51,6 +56,64 @@ class Positives:
         if self.partners.ndim != 1 or self.group_ids.shape != (2 * self.partners.shape[0],):
             raise ConfigError(f"Positives: partners must be B and group_ids 2B, got {tuple(self.partners.shape)} "
                               f"and {tuple(self.group_ids.shape)}")
+
+
+@dataclass
+class ViewPlan:
+    """The views of one training batch, before augmentation (M views, one row each).
+
+    Attributes:
+        rows: int64 M, the dataset row each view is made from.
+        group_ids: int64 M, views with equal id are positives of each other.
+        instance_ids: int64 M, views of one instance (one image, or one anchor–partner pair where the source
+            defines it so; BYOL-style objectives predict the other views of the same instance).
+        slots: int64 M, the view's place within its instance (0 = anchor view, 1 = partner view, …).
+        is_global: bool M, global (full-size) view or local (small crop) view.
+        sizes: int64 M, output side in pixels; 0 = the dataset's own size (the view maker fills it in).
+    """
+
+    rows: torch.Tensor
+    group_ids: torch.Tensor
+    instance_ids: torch.Tensor
+    slots: torch.Tensor
+    is_global: torch.Tensor
+    sizes: torch.Tensor
+
+    def __post_init__(self) -> None:
+        m = self.rows.shape[0]
+        for name in ("rows", "group_ids", "instance_ids", "slots", "is_global", "sizes"):
+            t = getattr(self, name)
+            if t.ndim != 1 or t.shape[0] != m:
+                raise ConfigError(f"ViewPlan.{name} must be a 1-D tensor of {m} views, got {tuple(t.shape)}")
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    @classmethod
+    def from_pairs(cls, anchors: torch.Tensor, pos: "Positives") -> "ViewPlan":
+        """The plan of B (anchor, partner) pairs: views ``[anchors..., partners...]``, instance = pair index."""
+        b = anchors.shape[0]
+        pair = torch.arange(b, device=anchors.device)
+        m = 2 * b
+        return cls(rows=torch.cat([anchors, pos.partners.to(anchors.device)]), group_ids=pos.group_ids,
+                   instance_ids=pair.repeat(2), slots=torch.arange(2, device=anchors.device).repeat_interleave(b),
+                   is_global=torch.ones(m, dtype=torch.bool, device=anchors.device),
+                   sizes=torch.zeros(m, dtype=torch.long, device=anchors.device))
+
+    def select(self, idx: torch.Tensor) -> "ViewPlan":
+        """The views ``idx`` (int64 or bool), in that order."""
+        return ViewPlan(**{f: getattr(self, f)[idx] for f in self.fields()})
+
+    @staticmethod
+    def fields() -> tuple[str, ...]:
+        return ("rows", "group_ids", "instance_ids", "slots", "is_global", "sizes")
+
+    @classmethod
+    def cat(cls, plans: list["ViewPlan"]) -> "ViewPlan":
+        return cls(**{f: torch.cat([getattr(p, f) for p in plans]) for f in cls.fields()})
+
+    def to(self, device: torch.device | str) -> "ViewPlan":
+        return ViewPlan(**{f: getattr(self, f).to(device) for f in self.fields()})
 
 
 # --------------------------------------------------------------------------------------------- grouping helpers
@@ -161,7 +224,13 @@ class PositiveSource:
 
     def sample(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> Positives:
         """Map anchors (int64 B dataset rows) to :class:`Positives` (partners B, group ids 2B)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement sample()")
+        raise NotImplementedError(f"{type(self).__name__} must implement sample() or plan()")
+
+    def plan(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> ViewPlan:
+        """Map anchors (int64 B) to the batch's :class:`ViewPlan`. Default: the pair plan of :meth:`sample`
+        (2B views ``[anchors..., partners...]``, instance = pair). Sources with more views override this."""
+        anchors = _as_anchors(anchors)
+        return ViewPlan.from_pairs(anchors, self.sample(anchors, generator=generator))
 
     def describe(self) -> dict[str, Any]:
         """A small JSON-able dict for logs and run folders."""
@@ -254,29 +323,19 @@ class LabelPositives(PositiveSource):
 
 # --------------------------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, type[PositiveSource]] = {}
+_REGISTRY = Registry("positive source", base=PositiveSource)
 
 
 def register_positives(name: str, cls: type[PositiveSource] | None = None) -> Any:
     """Register a positive source class under ``name`` (usable as ``register_positives("x", Cls)`` or as a
     class decorator ``@register_positives("x")``). Re-registering the same class (e.g. after a module reload)
     is allowed; a different class under a taken name raises :class:`ConfigError`."""
-
-    def _register(c: type[PositiveSource]) -> type[PositiveSource]:
-        if not (isinstance(c, type) and issubclass(c, PositiveSource)):
-            raise ConfigError(f"register_positives({name!r}): {c!r} is not a PositiveSource subclass")
-        old = _REGISTRY.get(name)
-        if old is not None and (old.__module__, old.__qualname__) != (c.__module__, c.__qualname__):
-            raise ConfigError(f"positive source name {name!r} is already registered to {old.__qualname__}")
-        _REGISTRY[name] = c
-        return c
-
-    return _register if cls is None else _register(cls)
+    return _REGISTRY.register(name, cls)
 
 
 def available_positives() -> list[str]:
     """Names accepted by :func:`build_positives`."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def build_positives(name: str, **options: Any) -> PositiveSource:
@@ -284,17 +343,7 @@ def build_positives(name: str, **options: Any) -> PositiveSource:
 
     Unknown names or options raise :class:`~gpsviz.errors.ConfigError` listing what is accepted.
     """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown positive source {name!r}; choose one of {available_positives()}")
-    cls = _REGISTRY[name]
-    params = inspect.signature(cls.__init__).parameters             # PositiveSource defines __init__
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    allowed = [p for p, v in params.items() if p != "self" and v.kind is not inspect.Parameter.VAR_KEYWORD
-               and v.kind is not inspect.Parameter.VAR_POSITIONAL]
-    bad = sorted(set(options) - set(allowed))
-    if bad and not accepts_any:
-        raise ConfigError(f"positive source {name!r} has no option(s) {bad}; its options are {allowed}")
-    return cls(**options)
+    return _REGISTRY.build(name, **options)
 
 
 register_positives("self", SelfPositives)

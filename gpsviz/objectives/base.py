@@ -1,0 +1,75 @@
+"""The ``objective`` and ``weighting`` ingredients' interfaces and registries.
+
+An objective turns the step's outputs into **per-view losses** (M, float32) plus optional batch-level terms; a
+view weighting turns per-view losses into weights (M, summing to 1, no gradient). The shared step
+(:mod:`gpsviz.step`) combines them: ``loss = Σ_i w_i·loss_i + Σ terms``.
+
+    class MyObjective(Objective):
+        def __call__(self, model, batch, out):          # out: {"h": M×d, "z": M×p, ...}
+            return per_view, {"loss_terms": {"entropy": -0.1 * H}}
+    register_objective("mine", MyObjective)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gpsviz.registry import Registry
+
+__all__ = ["Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
+           "build_objective", "build_weighting"]
+
+
+class Objective:
+    """Base of the ``objective`` ingredient.
+
+    Class attribute ``teacher``: the objective reads an EMA teacher's embeddings of the global views
+    (``out["teacher_z"]``, G×p in plan order of the global views); the loop then builds and updates
+    ``model.teacher``. :meth:`build` may add heads to the model (e.g. BYOL's predictor); it receives the run's
+    config ``cfg`` (temperature, head sizes, …)."""
+
+    teacher: bool = False
+
+    def build(self, model: Any, cfg: Any) -> None:
+        """Add the objective's own modules to ``model.heads`` (default: none)."""
+        return None
+
+    def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """→ (per-view losses float32 M, extras). ``extras["loss_terms"]`` (name → scalar) are added to the
+        loss; other extras are returned by the step for callbacks."""
+        raise NotImplementedError
+
+
+class Weighting:
+    """Base of the ``weighting`` ingredient: ``__call__(per_view, batch, out)`` → weights float32 M (sum 1,
+    detached). :meth:`build` receives the run's config."""
+
+    def build(self, cfg: Any) -> None:
+        return None
+
+    def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+OBJECTIVES = Registry("objective", base=Objective)
+WEIGHTINGS = Registry("weighting", base=Weighting)
+register_objective = OBJECTIVES.register
+register_weighting = WEIGHTINGS.register
+
+
+def build_objective(name: str, **options: Any) -> Objective:
+    return OBJECTIVES.build(name, **options)
+
+
+def build_weighting(name: str, **options: Any) -> Weighting:
+    return WEIGHTINGS.build(name, **options)
+
+
+@register_weighting("uniform")
+class UniformWeighting(Weighting):
+    """Every view counts the same: w_i = 1/M (the plain mean of the per-view losses)."""
+
+    def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.full_like(per_view, 1.0 / max(1, per_view.shape[0]))
