@@ -11,14 +11,26 @@ view weighting turns per-view losses into weights (M, summing to 1, no gradient)
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 
 from gpsviz.registry import Registry
 
-__all__ = ["Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
+__all__ = ["float32_region", "Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
            "build_objective", "build_weighting"]
+
+
+def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context that disables autocast on ``device``, so a loss computes in float32 inside a bf16/fp16 step
+    (similarities divided by a small τ overflow float16; bf16 keeps 3 significant digits)."""
+    if device.type in ("cuda", "cpu", "mps", "xpu"):
+        try:
+            return torch.autocast(device_type=device.type, enabled=False)
+        except RuntimeError:  # autocast not supported for this device type in this torch build
+            pass
+    return contextlib.nullcontext()
 
 
 class Objective:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
 from gpsviz.models.ssl import cosine_momentum, ema_update
-from gpsviz.objectives.base import Objective, register_objective
+from gpsviz.objectives.base import Objective, float32_region, register_objective
 
 __all__ = ["byol_loss", "byol_momentum", "ema_update", "BYOLObjective"]
 
@@ -66,9 +66,10 @@ class BYOLObjective(Objective):
         m = p.shape[0]
         pair = (inst[:, None] == inst[g_idx][None, :])                # M×G same instance
         pair &= torch.arange(m, device=p.device)[:, None] != g_idx[None, :]   # never itself
-        pn = F.normalize(p.float(), dim=1)                            # M×p
-        zn = F.normalize(zt.detach().float(), dim=1)                  # G×p, stop-gradient
-        loss = 2.0 - 2.0 * (pn @ zn.T)                                # M×G
-        n = pair.sum(dim=1).clamp(min=1)                              # M
-        per_view = loss.masked_fill(~pair, 0.0).sum(dim=1) / n        # M
+        with float32_region(p.device):
+            pn = F.normalize(p.float(), dim=1)                        # M×p
+            zn = F.normalize(zt.detach().float(), dim=1)              # G×p, stop-gradient
+            loss = 2.0 - 2.0 * (pn @ zn.T)                            # M×G
+            n = pair.sum(dim=1).clamp(min=1)                          # M
+            per_view = loss.masked_fill(~pair, 0.0).sum(dim=1) / n    # M
         return per_view, {"p": p}

@@ -17,25 +17,13 @@ view-weighting step (UOTA) can multiply them before the mean. They compute in fl
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
-from gpsviz.objectives.base import Objective, register_objective
+from gpsviz.objectives.base import Objective, float32_region, register_objective
 
 __all__ = ["multi_positive_ntxent", "nt_xent", "positive_mask", "NTXentObjective"]
-
-
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """A context that disables autocast on ``device`` (so the loss runs in float32)."""
-    if device.type in ("cuda", "cpu", "mps", "xpu"):
-        try:
-            return torch.autocast(device_type=device.type, enabled=False)
-        except RuntimeError:  # autocast not supported for this device type in this torch build
-            pass
-    return contextlib.nullcontext()
 
 
 def _check_temperature(temperature: float) -> None:
@@ -75,7 +63,7 @@ def multi_positive_ntxent(z: torch.Tensor, group_ids: torch.Tensor, temperature:
         raise ConfigError(f"multi_positive_ntxent: group_ids must have shape ({m},) to match z, got {tuple(group_ids.shape)}")
     if m < 2:  # no other view at all: nothing to contrast against
         return z.float().sum(dim=1) * 0.0
-    with _autocast_off(z.device):
+    with float32_region(z.device):
         zn = F.normalize(z.float(), dim=1)                                  # M×D, unit rows
         logits = zn @ zn.T / temperature                                    # M×M, s_ik
         self_mask = torch.eye(m, dtype=torch.bool, device=z.device)         # M×M
@@ -103,7 +91,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ConfigError(f"nt_xent: z1 and z2 must both be B×D, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     b = z1.shape[0]
-    with _autocast_off(z1.device):
+    with float32_region(z1.device):
         z = F.normalize(torch.cat([z1, z2]).float(), dim=1)                 # 2B×D
         sim = z @ z.T / temperature                                         # 2B×2B
         off_diag = ~torch.eye(2 * b, dtype=torch.bool, device=z.device)
