@@ -68,6 +68,6 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
 
     ck = load_checkpoint(path)
     cfg = ck["config"]
-    backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"])
+    backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"], **(cfg.get("backbone_options") or {}))
     backbone.load_state_dict(ck["backbone"])
     return backbone.to(device).eval(), cfg

@@ -39,7 +39,11 @@ def _train(a: argparse.Namespace) -> int:
     fields = dict(recipe=a.recipe, data=a.data, data_options=_kv(a.data_opt, "--data-opt"), aug=a.aug,
                   strength=a.strength, backbone=a.backbone, epochs=a.epochs, batch_size=a.batch_size,
                   optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay, temperature=a.temperature,
-                  positives_options=pos, seed=a.seed, device=a.device)
+                  positives_options=pos, seed=a.seed, device=a.device, precision=a.precision,
+                  positives=a.positives, views=a.views, head=a.head, objective=a.objective, weighting=a.weighting,
+                  views_options=_kv(a.views_opt, "--views-opt"), head_options=_kv(a.head_opt, "--head-opt"),
+                  objective_options=_kv(a.objective_opt, "--objective-opt"),
+                  weighting_options=_kv(a.weighting_opt, "--weighting-opt"))
     cfg = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
     out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}")
     if not a.resume and (out / "checkpoint.pt").exists():
@@ -100,7 +104,11 @@ def _list(a: argparse.Namespace) -> int:
     from gpsviz.data import available_datasets
     from gpsviz.recipes import RECIPES
 
+    from gpsviz.recipes import _registries
+
     print("recipes:  " + ", ".join(f"{r.name}" for r in RECIPES.values()))
+    for slot, reg in _registries().items():
+        print(f"{slot + ":":<11}" + ", ".join(reg.names()))
     print("datasets: " + ", ".join(available_datasets()))
     print("aug:      " + ", ".join(PRESETS))
     try:
@@ -131,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prior", help="GPS prior (gps-* recipes)")
     t.add_argument("--k", type=int, help="GPS neighbours per anchor")
     t.add_argument("--pos", action="append", metavar="KEY=VALUE", help="positive-source option")
+    for slot, example in (("positives", "neighbours"), ("views", "multicrop"), ("head", "mlp"),
+                          ("objective", "byol"), ("weighting", "uniform")):
+        t.add_argument(f"--{slot}", help=f"override the recipe's {slot} ingredient, e.g. {example} "
+                                         f"(python -m gpsviz list shows the choices)")
+        if slot != "positives":
+            t.add_argument(f"--{slot}-opt", action="append", metavar="KEY=VALUE", help=f"option of the {slot}")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (auto: bf16 on CUDA and on CPUs with native bf16, else fp32)")
     t.add_argument("--seed", type=int)
     t.add_argument("--device")
     t.add_argument("--out", help="run folder (default runs/RECIPE-DATA-AUG-sSEED)")

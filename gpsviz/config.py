@@ -38,6 +38,8 @@ class TrainConfig:
     ``precision``: ``auto`` (bf16 autocast on CUDA and on CPUs with native bf16 matrix instructions, fp32
     elsewhere), ``fp32``, ``bf16`` or ``fp16`` (CUDA only); losses and softmaxes stay float32.
     ``channels_last``: ``None`` = the faster layout of the device (see :func:`gpsviz.hardware.pick_layout`).
+    ``sync_bn``: BatchNorm statistics over the global batch when training on several processes (``None`` = on
+    for several CUDA processes, off otherwise: SyncBatchNorm runs on GPUs only).
 
     Validated on construction (``ConfigError`` naming the field); saved as ``config.json`` in the run folder.
     """
@@ -48,6 +50,7 @@ class TrainConfig:
     aug: str | None = None
     strength: float | None = None
     backbone: str | None = None
+    backbone_options: dict[str, Any] = field(default_factory=dict)
     proj_hidden: int | None = None
     proj_dim: int | None = None
     pred_hidden: int | None = None
@@ -73,6 +76,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool | None = None
+    sync_bn: bool | None = None
     knn_k: int = 20
     eval_every: int = 1
     eval_size: int = 2000
@@ -119,6 +123,7 @@ class TrainConfig:
              "head sizes must be ≥ 1")
         need(self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}")
         need(self.channels_last in (None, True, False), "channels_last", "it must be true, false or None (auto)")
+        need(self.sync_bn in (None, True, False), "sync_bn", "it must be true, false or None (auto)")
         from gpsviz.recipes import _registries
 
         for slot, reg in _registries().items():

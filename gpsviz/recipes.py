@@ -110,7 +110,7 @@ def build_ingredients(cfg: TrainConfig, in_channels: int, image_size: int) -> In
     from gpsviz.objectives import build_objective, build_weighting
     from gpsviz.positives import build_positives
 
-    backbone = build_backbone(cfg.backbone, in_channels=in_channels)
+    backbone = build_backbone(cfg.backbone, in_channels=in_channels, **cfg.backbone_options)
     head = build_head(cfg.head, backbone.out_dim, cfg, **cfg.head_options)
     model = SSLModel(backbone, {"projector": head})
     objective = build_objective(cfg.objective, **cfg.objective_options)

@@ -90,7 +90,16 @@ class Augmenter:
         """Augment a batch: uint8 or float [0, 1] B×C×H×W → (float32 B×C×H×W normalised views, AugParams B×16)."""
         _check_images(images)
         b, c, h, w = images.shape
-        params = self.sample(b, (c, h, w), generator).to(images.device)
+        return self.augment(images, self.sample(b, (c, h, w), generator))
+
+    def augment(self, images: Tensor, params: AugParams) -> tuple[Tensor, AugParams]:
+        """Augment with parameters drawn by :meth:`sample` (e.g. drawn for a whole global batch, applied to one
+        process's share): → (views, a copy of ``params`` on the images' device with ``mean_diff`` measured)."""
+        _check_images(images)
+        if len(params) != images.shape[0]:
+            raise DataError(f"got {len(params)} parameter rows for {images.shape[0]} images")
+        c = images.shape[1]
+        params = AugParams(params.values.to(images.device, copy=True), params.names)
         views, mean_diff = self._apply(images, params.values)
         params.values[:, _COL["mean_diff_0"]:_COL["mean_diff_0"] + c] = mean_diff
         return views, params

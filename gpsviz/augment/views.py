@@ -113,28 +113,35 @@ class MultiCrop(ViewMaker):
         return ViewPlan.cat(parts) if len(parts) > 1 else parts[0]
 
     def __call__(self, images: torch.Tensor, plan: ViewPlan, generator: torch.Generator | None = None,
-                 descriptor: bool = False) -> Batch:
-        """images: uint8 N×C×H×W (the whole dataset, on the training device); plan: the source's plan."""
+                 descriptor: bool = False, keep: torch.Tensor | None = None) -> Batch:
+        """images: uint8 N×C×H×W (the whole dataset, on the training device); plan: the source's plan.
+
+        ``keep`` (bool over the *final* plan's views, e.g. one process's share of a global batch): the
+        parameters of every view are drawn (so the random stream does not depend on the share), only the kept
+        views are made."""
         if self.global_aug is None:
             raise ConfigError("views: call configure(aug, strength, image_size) before making views")
         full = self.expand(plan)
+        keep = torch.ones(len(full), dtype=torch.bool) if keep is None else keep.to("cpu")
         rows = full.rows.to(images.device)
-        glob = full.is_global.to(images.device)
-        n_glob = int(glob.sum())
+        n_glob = int(full.is_global.sum())
+        shape = tuple(images.shape[1:])
         views, params, desc = [], [], []
-        gv, gp = self.global_aug(images[rows[:n_glob]], generator=generator)
-        views.append(gv)
-        params.append(gp)
-        if descriptor:
-            desc.append(self.global_aug.descriptor(gp, self.image_size))
-        if n_glob < len(full):
-            lv, lp = self.local_aug(images[rows[n_glob:]], generator=generator)
-            views.append(F.interpolate(lv, size=(self._local, self._local), mode="bilinear", antialias=True,
-                                       align_corners=False))
-            params.append(lp)
+        for aug, lo, hi in ((self.global_aug, 0, n_glob), (self.local_aug, n_glob, len(full))):
+            if hi == lo:
+                continue
+            drawn = aug.sample(hi - lo, shape, generator)                    # every view of the size group
+            k = keep[lo:hi]
+            v, p = aug.augment(images[rows[lo:hi][k.to(rows.device)]], drawn[k])
+            if aug is self.local_aug:
+                v = F.interpolate(v, size=(self._local, self._local), mode="bilinear", antialias=True,
+                                  align_corners=False)
+            views.append(v)
+            params.append(p)
             if descriptor:
-                desc.append(self.local_aug.descriptor(lp, self.image_size))
-        return Batch(views=views, params=AugParams.cat(params) if len(params) > 1 else params[0], plan=full,
+                desc.append(aug.descriptor(p, self.image_size))
+        return Batch(views=views, params=AugParams.cat(params) if len(params) > 1 else params[0],
+                     plan=full.select(keep.to(full.rows.device)),
                      descriptor=torch.cat(desc) if descriptor else None)
 
 

@@ -28,11 +28,12 @@ __all__ = [
 ]
 
 
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    """3×3 conv (no bias) + BatchNorm + ReLU."""
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, norm: str = "batch") -> nn.Sequential:
+    """3×3 conv + BatchNorm + ReLU (``norm="batch"``, conv without bias) or conv (with bias) + ReLU (``"none"``)."""
+    bn = norm == "batch"
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=not bn),
+        nn.BatchNorm2d(c_out) if bn else nn.Identity(),
         nn.ReLU(inplace=True),
     )
 
@@ -50,20 +51,25 @@ class SmallCNN(nn.Module):
     Args:
         in_channels: C of the input (1 for Fashion-MNIST, 3 for RGB).
         width: channels of the first block.
+        norm: ``"batch"`` (BatchNorm after each conv) or ``"none"`` (no normalisation: a model whose output for
+            one image does not depend on the rest of the batch, e.g. to compare multi-process training with one
+            process exactly).
 
     Input float B×C×H×W, output B×out_dim.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 32) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 32, norm: str = "batch") -> None:
         super().__init__()
         if in_channels < 1 or width < 1:
             raise ConfigError(f"SmallCNN: in_channels and width must be positive, got {in_channels} and {width}")
+        if norm not in ("batch", "none"):
+            raise ConfigError(f"SmallCNN: norm must be 'batch' or 'none', got {norm!r}")
         w = int(width)
         self.features = nn.Sequential(
-            _conv_bn_relu(in_channels, w, stride=2),            # B×w×H/2×W/2
-            _conv_bn_relu(w, w), nn.MaxPool2d(2),               # B×w×H/4×W/4
-            _conv_bn_relu(w, 2 * w), nn.MaxPool2d(2),           # B×2w×H/8×W/8
-            _conv_bn_relu(2 * w, 8 * w),                        # B×8w×H/8×W/8
+            _conv_bn_relu(in_channels, w, stride=2, norm=norm),            # B×w×H/2×W/2
+            _conv_bn_relu(w, w, norm=norm), nn.MaxPool2d(2),               # B×w×H/4×W/4
+            _conv_bn_relu(w, 2 * w, norm=norm), nn.MaxPool2d(2),           # B×2w×H/8×W/8
+            _conv_bn_relu(2 * w, 8 * w, norm=norm),                        # B×8w×H/8×W/8
         )
         self.pool = nn.AdaptiveAvgPool2d(1)                     # B×8w×1×1
         self.out_dim = 8 * w
