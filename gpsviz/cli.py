@@ -49,6 +49,10 @@ def _train(a: argparse.Namespace) -> int:
     if not a.resume and (out / "checkpoint.pt").exists():
         raise GpsvizError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     run = train(cfg, out, resume=a.resume)
+    from gpsviz.distributed import is_main
+
+    if not is_main():                      # under torchrun, rank 0 alone reports and evaluates
+        return 0
     last = run.history[-1] if run.history else {}
     print(f"trained {cfg.recipe} for {len(run.history)} epochs → {out} (final loss {last.get('loss', float('nan')):.4f},"
           f" online kNN {last.get('knn_acc', float('nan')):.3f})")
@@ -108,7 +112,7 @@ def _list(a: argparse.Namespace) -> int:
 
     print("recipes:  " + ", ".join(f"{r.name}" for r in RECIPES.values()))
     for slot, reg in _registries().items():
-        print(f"{slot + ":":<11}" + ", ".join(reg.names()))
+        print(f"{slot + ':':<11}" + ", ".join(reg.names()))
     print("datasets: " + ", ".join(available_datasets()))
     print("aug:      " + ", ".join(PRESETS))
     try:

@@ -1,9 +1,28 @@
-"""Every cross-device step of training lives here, so that torchrun + DistributedDataParallel can be added
-without restructuring the loop. Today gpsviz trains on one device and these are identities."""
+"""Every cross-process step of training: torchrun + DistributedDataParallel, proven equal to one process.
+
+    torchrun --nproc_per_node=2 -m gpsviz train --recipe gps-simclr ...     # CPU: gloo, CUDA: NCCL
+
+How a global batch of B anchors is shared (``world`` processes, B divisible by ``world``):
+- every process draws the same global anchor permutation, the same view plan (so group and instance ids are
+  global) and the same augmentation parameters for all views, from one seeded generator;
+- process r keeps the instances ``[r·B/world, (r+1)·B/world)`` and makes only their views;
+- contrastive objectives gather every process's embeddings **with gradient** (:func:`gather_views`); each
+  process's loss is the mean over its own views, and DDP's gradient average makes it the global mean;
+- rank 0 alone writes checkpoints, history, config and results (:func:`is_main`).
+
+On one process every function here is an identity, so the loop calls them unconditionally.
+"""
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.distributed as dist
+
+from gpsviz.errors import ConfigError
+
+__all__ = ["is_distributed", "rank", "world_size", "is_main", "setup", "gather_views", "local_rows",
+           "mean_over_processes", "share", "barrier", "broadcast_object"]
 
 
 def is_distributed() -> bool:
@@ -11,24 +30,82 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def gather_views(z: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gather embeddings (M×D) and group ids (M) from every process, for use as negatives.
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
 
-    Single process: returned unchanged. (Multi-process training will concatenate with a gradient-carrying
-    all-gather and offset the group ids per rank; the loop calls only this function.)
-    """
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """The process that writes files and shows progress (rank 0; the only process without torchrun)."""
+    return rank() == 0
+
+
+def setup(device: str) -> str:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1 in the environment), once.
+
+    Backend: NCCL for CUDA, gloo otherwise. Returns the device this process should train on (``cuda:LOCAL_RANK``
+    under torchrun with CUDA; ``device`` unchanged otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return device
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or str(device).startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return "cpu" if device == "auto" else device
+
+
+def share(n_instances: int) -> slice:
+    """This process's share of ``n_instances`` instances (a contiguous block; equal shares required)."""
+    w = world_size()
+    if n_instances % w:
+        raise ConfigError(f"batch_size={n_instances} must be divisible by the number of processes ({w}): the "
+                          f"global batch is split evenly (use --batch-size {n_instances - n_instances % w})")
+    per = n_instances // w
+    return slice(rank() * per, (rank() + 1) * per)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather rows (equal count per process) whose backward returns to each process the *sum* over processes
+    of the gradient of its rows (an all-reduce, then its slice: works on gloo, which has no reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.m, ctx.rank = x.shape[0], dist.get_rank()
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.m:(ctx.rank + 1) * ctx.m]
+
+
+def gather_views(z: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather embeddings (M×D, with gradient) and group ids (M) from every process, in rank order.
+
+    Group ids are already global (every process made the same global plan), so they are gathered as they are.
+    Single process: returned unchanged."""
     if not is_distributed():
         return z, group_ids
-    raise NotImplementedError("multi-process training is not implemented yet; run on one device")
+    ids = [torch.empty_like(group_ids) for _ in range(dist.get_world_size())]
+    dist.all_gather(ids, group_ids.contiguous())
+    return _GatherWithGrad.apply(z), torch.cat(ids)
 
 
 def local_rows(x: torch.Tensor, m: int) -> torch.Tensor:
-    """The rows of a gathered tensor (M_all×…) that belong to this process (its ``m`` views).
-
-    Single process: ``x`` itself (``m`` = M_all)."""
+    """The rows of a gathered tensor (M_all×…) that belong to this process (its ``m`` views, rank order)."""
     if not is_distributed():
         return x
-    raise NotImplementedError("multi-process training is not implemented yet; run on one device")
+    return x[rank() * m:(rank() + 1) * m]
 
 
 def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
@@ -38,3 +115,17 @@ def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / dist.get_world_size()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every process (e.g. "does the checkpoint exist", decided once)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

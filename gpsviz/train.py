@@ -24,7 +24,10 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from gpsviz import distributed as D
 from gpsviz.batch import Batch
+from torch import nn
+
 from gpsviz.callbacks import Callback, LambdaCallback
 from gpsviz.checkpoint import load_checkpoint, save_checkpoint
 from gpsviz.config import TrainConfig
@@ -80,6 +83,17 @@ def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: to
     return knn_accuracy(extract(model.backbone, tr, device), extract(model.backbone, te, device), k=cfg.knn_k)
 
 
+class _StepModule(nn.Module):
+    """The shared step as a module, so DistributedDataParallel sees one forward per step."""
+
+    def __init__(self, model: SSLModel, objective: Any, weighting: Any) -> None:
+        super().__init__()
+        self.model, self.objective, self.weighting = model, objective, weighting
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        return ssl_step(self.model, batch, self.objective, self.weighting)
+
+
 class _Loop:
     """The state of one training run, split into the three parts of an epoch: making batches, optimising, and
     the end of the epoch (online kNN, checkpoint, history, callbacks)."""
@@ -90,7 +104,7 @@ class _Loop:
         if cfg.batch_size > len(self.train_ds):
             raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(self.train_ds)} "
                               f"images); use --batch-size ≤ {len(self.train_ds)}")
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(D.setup(cfg.device))
         self.dtype = resolve_precision(cfg.precision, self.device)
         self.channels_last = pick_layout(self.device, self.dtype, cfg.channels_last)
         torch.manual_seed(cfg.seed)  # model initialisation
@@ -98,8 +112,14 @@ class _Loop:
         self.model = parts.model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn or (cfg.sync_bn is None and D.is_distributed() and self.device.type == "cuda"):
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.positives, self.views = parts.positives, parts.views
         self.objective, self.weighting = parts.objective, parts.weighting
+        self.step_fn: nn.Module = _StepModule(self.model, self.objective, self.weighting)
+        if D.is_distributed():
+            self.share = D.share(cfg.batch_size)                     # this process's instances of each batch
+            self.step_fn = nn.parallel.DistributedDataParallel(self.step_fn)
         self.want_descriptor = bool(getattr(self.model.projector, "needs_descriptor", False))
         self.opt = build_optimizer(cfg.optimizer, [p for p in self.model.parameters() if p.requires_grad],
                                    cfg.lr, cfg.weight_decay)
@@ -140,7 +160,8 @@ class _Loop:
     # ------------------------------------------------------------------ batch making
     def make_batch(self, anchors: torch.Tensor, step: int, epoch: int) -> Batch:
         plan = self.positives.plan(anchors, generator=self.gen)
-        batch = self.views(self.images, plan, generator=self.gen, descriptor=self.want_descriptor)
+        batch = self.views(self.images, plan, generator=self.gen, descriptor=self.want_descriptor,
+                           instances=self.share if D.is_distributed() else None)
         if self.channels_last:
             batch.views = [v.contiguous(memory_format=torch.channels_last) for v in batch.views]
         batch.plan = batch.plan.to(self.device)
@@ -152,7 +173,7 @@ class _Loop:
         for group in self.opt.param_groups:
             group["lr"] = lr
         with autocast(self.device, self.dtype):
-            out = ssl_step(self.model, batch, self.objective, self.weighting)
+            out = self.step_fn(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -173,9 +194,11 @@ class _Loop:
     # ------------------------------------------------------------------ end of epoch
     def end_epoch(self, row: dict[str, float]) -> None:
         cfg = self.cfg
-        if cfg.eval_every and (row["epoch"] % cfg.eval_every == 0 or row["epoch"] == cfg.epochs):
+        if cfg.eval_every and (row["epoch"] % cfg.eval_every == 0 or row["epoch"] == cfg.epochs) and D.is_main():
             row["knn_acc"] = _online_knn(self.model, self.train_ds, self.test_ds, cfg, self.device)
         self.history.append(row)
+        if not D.is_main():                                          # rank 0 alone writes files
+            return
         save_checkpoint(self.ckpt_path, model=self.model, optimizer=self.opt, generator=self.gen,
                         epoch=row["epoch"], history=self.history, config=cfg.to_dict(),
                         in_channels=self.train_ds.channels,
@@ -198,7 +221,7 @@ class _Loop:
             ta = time.perf_counter()
             batch = self.make_batch(perm[b * bs:(b + 1) * bs], step, epoch)
             aug_time += time.perf_counter() - ta
-            loss = self.optimise(batch, lr)["loss"].detach()
+            loss = D.mean_over_processes(self.optimise(batch, lr)["loss"].detach())
             loss_sum += loss
             bar.update(1)
             if show and b % 10 == 0:
@@ -227,18 +250,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         data = load_splits(cfg.data, cfg.data_options)
     loop = _Loop(cfg, out_dir, data, cbs)
     restored = False
-    if resume and loop.ckpt_path.exists():
+    if resume and D.broadcast_object(loop.ckpt_path.exists()):
         restored = loop.restore()
     elif resume:
         raise ConfigError(f"cannot resume: {loop.ckpt_path} does not exist")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "config.json", cfg.to_dict())
+    if D.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "config.json", cfg.to_dict())
     if not restored:
         loop.prepare_positives()
 
     # One bar for the whole run, kept on screen (a bar closed mid-run breaks its widget in served notebooks).
     bar = tqdm(total=loop.total_steps, initial=loop.start_epoch * loop.n_batches, desc=cfg.recipe,
-               disable=not progress, unit="step", leave=True)
+               disable=not (progress and D.is_main()), unit="step", leave=True)
     done = 0
     for epoch in range(loop.start_epoch, cfg.epochs):
         bar.set_description(f"{cfg.recipe} epoch {epoch + 1}/{cfg.epochs}")
@@ -251,5 +275,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if stop_after is not None and done >= stop_after:
             break
     bar.close()
+    D.barrier()                                                      # rank 0's last files are written
     return Run(out_dir=out_dir, config=cfg, model=loop.model, history=loop.history)
 

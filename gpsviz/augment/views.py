@@ -113,16 +113,19 @@ class MultiCrop(ViewMaker):
         return ViewPlan.cat(parts) if len(parts) > 1 else parts[0]
 
     def __call__(self, images: torch.Tensor, plan: ViewPlan, generator: torch.Generator | None = None,
-                 descriptor: bool = False, keep: torch.Tensor | None = None) -> Batch:
+                 descriptor: bool = False, instances: slice | None = None) -> Batch:
         """images: uint8 N×C×H×W (the whole dataset, on the training device); plan: the source's plan.
 
-        ``keep`` (bool over the *final* plan's views, e.g. one process's share of a global batch): the
-        parameters of every view are drawn (so the random stream does not depend on the share), only the kept
-        views are made."""
+        ``instances`` (a range of instance ids, e.g. one process's share of a global batch): the parameters of
+        every view are drawn (so the random stream does not depend on the share), only the views of these
+        instances are made."""
         if self.global_aug is None:
             raise ConfigError("views: call configure(aug, strength, image_size) before making views")
         full = self.expand(plan)
-        keep = torch.ones(len(full), dtype=torch.bool) if keep is None else keep.to("cpu")
+        keep = torch.ones(len(full), dtype=torch.bool)
+        if instances is not None:
+            inst = full.instance_ids.cpu()
+            keep = (inst >= instances.start) & (inst < instances.stop)
         rows = full.rows.to(images.device)
         n_glob = int(full.is_global.sum())
         shape = tuple(images.shape[1:])

@@ -66,7 +66,8 @@ class ViewPlan:
         rows: int64 M, the dataset row each view is made from.
         group_ids: int64 M, views with equal id are positives of each other.
         instance_ids: int64 M, views of one instance (one image, or one anchor–partner pair where the source
-            defines it so; BYOL-style objectives predict the other views of the same instance).
+            defines it so; BYOL-style objectives predict the other views of the same instance). Instance ids
+            are the anchors' positions in the batch (0..B−1): a process's share of a global batch is a range.
         slots: int64 M, the view's place within its instance (0 = anchor view, 1 = partner view, …).
         is_global: bool M, global (full-size) view or local (small crop) view.
         sizes: int64 M, output side in pixels; 0 = the dataset's own size (the view maker fills it in).
