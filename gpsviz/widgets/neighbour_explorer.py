@@ -219,12 +219,10 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
 
     def anchor_purity(self, anchor: int, prior: str, k: int) -> float:
         """Share of the anchor's k nearest neighbours with its class (NaN when labels are unknown)."""
-        a = int(self.labels[anchor])
-        nb = self.labels[self.neighbours(prior)[1][anchor, :k]]
-        nb = nb[nb >= 0]
-        if a < 0 or nb.numel() == 0:
-            return float("nan")
-        return float((nb == a).float().mean())
+        from gpsviz.diagnostics import per_anchor_purity
+
+        nbrs = self.neighbours(prior)[1][anchor:anchor + 1, :k]                 # 1×k
+        return float(per_anchor_purity(nbrs, self.labels, anchors=torch.tensor([int(anchor)]))[0])
 
     # ------------------------------------------------------------------ state
     @property
