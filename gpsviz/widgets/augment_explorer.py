@@ -150,11 +150,7 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
                              title=f"image #{index} ({cls}) · preset {preset} · strength {strength:.2f}")
             self.image.value = figure_png(fig, dpi=self.dpi)
         except Exception as e:
-            self.summary.value = (f'<div style="color:#d7191c"><b>Could not draw the views:</b> '
-                                  f"{html.escape(str(e))}</div>")
-            self._set_status(self._marker(f"error={type(e).__name__}"))
-            if raise_errors:
-                raise
+            self._show_error("Could not draw the views", e, raise_errors)
             return
         self.summary.value = (
             '<div style="font-size:14px">'

@@ -54,6 +54,17 @@ class StatusMixin:
         self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
                              f"{html.escape(text)}</code>")
 
+    def _show_error(self, what: str, error: Exception, raise_errors: bool) -> None:
+        """Report a failed redraw: ``what`` and the error in the summary, ``error=<type>`` in the status marker;
+        re-raise ``error`` when ``raise_errors`` (programmatic calls), else leave the widget usable."""
+        import html
+
+        self.summary.value = (f'<div style="color:#d7191c"><b>{html.escape(what)}:</b> '
+                              f"{html.escape(str(error))}</div>")
+        self._set_status(self._marker(f"error={type(error).__name__}"))
+        if raise_errors:
+            raise error
+
     def _on_change(self, change=None) -> None:
         if not self._hold:
             self._redraw()

@@ -249,11 +249,7 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
                                         f"(squared L2 distance d)")
             self.image.value = figure_png(fig, dpi=self.dpi)
         except Exception as e:
-            self.summary.value = (f'<div style="color:{DIFF_COLOUR}"><b>Could not show prior {html.escape(prior)}:'
-                                  f"</b> {html.escape(str(e))}</div>")
-            self._set_status(self._marker(f"error={type(e).__name__}"))
-            if raise_errors:
-                raise
+            self._show_error(f"Could not show prior {prior}", e, raise_errors)
             return
         a_lab = int(self.labels[anchor])
         n_same = int((self.labels[nb] == a_lab).sum()) if a_lab >= 0 else 0
