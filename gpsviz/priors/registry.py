@@ -141,4 +141,3 @@ def compute_prior(name: str, dataset: Any, root: str | Path | None = None, cache
         atomic_torch_save({"embedding": emb, "prior": name,
                            "options": json.loads(json.dumps(opts, default=str))}, path)
     return emb
-
