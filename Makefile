@@ -1,4 +1,6 @@
 # The two commands of the README. Each creates .venv and installs what is missing by itself.
+# pip runs quietly (-q keeps errors and dependency conflicts visible); pyproject.toml is written so that
+# setuptools has no deprecation or editable-install notes to print.
 PY := .venv/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := .venv/.installed
@@ -7,8 +9,8 @@ STAMP := .venv/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

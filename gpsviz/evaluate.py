@@ -2,7 +2,9 @@
 
 Train/test separation is enforced by the API: every probe takes a *train* :class:`Features` and a *test*
 :class:`Features` (each remembers the split it came from) and refuses two of the same split; the linear probe
-chooses its regularisation on a validation part carved out of train, never on test.
+chooses its regularisation on a validation part carved out of train, never on test. Feature extraction
+(:func:`extract`, :func:`extract_features`, :class:`Features`) lives one layer below, in :mod:`gpsviz.features`,
+and is re-exported here.
 
     >>> tr = extract(backbone, train_ds); te = extract(backbone, test_ds)
     >>> linear_probe(tr, te, target="label")["test_acc"]
@@ -10,7 +12,6 @@ chooses its regularisation on a validation part carved out of train, never on te
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,41 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz.errors import DataError
+from gpsviz.features import Features, extract, extract_features  # noqa: F401  (re-exported: train, notebooks)
 from gpsviz.utils import resolve_device
-
-def extract_features(backbone: nn.Module, dataset_or_images, batch_size: int = 512,
-                     device: str | torch.device | None = None) -> torch.Tensor:
-    """Backbone features in eval mode. Input: an ImageDataset or uint8 N×C×H×W; output float32 N×d (CPU).
-
-    Images are normalised as in training ((x/255 − 0.5)/0.25); the backbone's mode is restored
-    (see :func:`gpsviz.priors.embed_images`, which does the work). ``device`` defaults to the backbone's.
-    """
-    from gpsviz.priors import embed_images
-
-    images = getattr(dataset_or_images, "images", dataset_or_images)
-    if device is None:
-        device = next(backbone.parameters()).device
-    return embed_images(backbone, images, batch_size=batch_size, device=device)
-
-
-@dataclass
-class Features:
-    """Features (N×d float32) of one split of a dataset, with the dataset they came from."""
-
-    features: torch.Tensor
-    dataset: Any
-
-    @property
-    def split(self) -> str:
-        return self.dataset.split
-
-    def targets(self, target: str) -> tuple[torch.Tensor, list[str]]:
-        return self.dataset.targets(target)
-
-
-def extract(backbone: nn.Module, dataset, device=None) -> Features:
-    """:func:`extract_features` wrapped with its dataset (see :class:`Features`)."""
-    return Features(extract_features(backbone, dataset, device=device), dataset)
 
 
 def _check_split(train: Features, test: Features) -> None:

@@ -121,7 +121,8 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
 
 
 def summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean ± std over seeds for each (dataset, aug, name)."""
+    """Mean ± std over seeds for each (dataset, aug, name). With one value a metric has no ``<metric>_std``
+    (the spread of one seed is unknown, not zero)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["aug"], r["name"]), []).append(r)
@@ -132,19 +133,28 @@ def summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[s
             vals = [r[m] for r in rs if m in r]
             if vals:
                 row[m] = statistics.fmean(vals)
-                row[m + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                if len(vals) > 1:
+                    row[m + "_std"] = statistics.stdev(vals)
         table.append(row)
     return table
 
 
 def format_table(table: list[dict[str, Any]], metrics: Sequence[str]) -> str:
-    """A Markdown table with mean ± std in percent."""
+    """A Markdown table in percent: mean ± std over seeds, or the bare value where there is one seed."""
     head = "| dataset | aug | method | seeds | " + " | ".join(metrics) + " |"
     lines = [head, "|" + "---|" * (4 + len(metrics))]
     for r in table:
-        cells = [f"{100 * r[m]:.1f} ± {100 * r[m + '_std']:.1f}" if m in r else "–" for m in metrics]
+        cells = [_percent(r, m) for m in metrics]
         lines.append(f"| {r['dataset']} | {r['aug']} | {r['method']} | {r['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _percent(row: dict[str, Any], metric: str) -> str:
+    if metric not in row:
+        return "–"
+    if row.get(metric + "_std") is None:
+        return f"{100 * row[metric]:.1f}"
+    return f"{100 * row[metric]:.1f} ± {100 * row[metric + '_std']:.1f}"
 
 
 def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, out: str | Path | None = None,

@@ -75,7 +75,8 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
-    from gpsviz.evaluate import extract, knn_accuracy
+    from gpsviz.evaluate import knn_accuracy
+    from gpsviz.features import extract
 
     g = torch.Generator().manual_seed(1234)  # fixed subsets: comparable across epochs, no effect on training RNG
     tr = train_ds.subset(torch.randperm(len(train_ds), generator=g)[: max(cfg.eval_size, 5 * cfg.knn_k)])
@@ -152,7 +153,7 @@ class _Loop:
         return False
 
     def prepare_positives(self) -> None:
-        from gpsviz.evaluate import extract_features
+        from gpsviz.features import extract_features
 
         self.positives.prepare(self.train_ds, generator=None,
                                embed_fn=lambda ds: extract_features(self.model.backbone, ds, device=self.device))

@@ -6,7 +6,10 @@ same parameters (50 random draws each). Tolerances (max abs difference, values i
   differs (separable blur and matrix-product resampling sum in another order; observed ≤ 6e-7);
 - ``HUE_TOL = 1e-4`` for hue: torchvision goes RGB→HSV→RGB, gpsviz rotates the hexcone directly; both divide
   by the channel range, so rounding is amplified where the range is small (observed ≤ 2e-6);
-- the full pipeline against the per-image reference: ``4·TOL`` in normalised units (std 0.25).
+- the full pipeline against the per-image reference: ``4·TOL`` in normalised units (std 0.25);
+- replay: the same batch replays bit for bit; a *subset* of a batch replays within ``REPLAY_TOL = 1e-6``
+  (normalised units). Results may differ in the last float bit with the batch's size — e.g. MKL on
+  AVX-512/AMX CPUs picks matrix-product kernels by shape — so bit-equality across batch shapes is no contract.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from gpsviz.errors import ConfigError, DataError  # noqa: E402
 
 TOL = 1e-5
 HUE_TOL = 1e-4
+REPLAY_TOL = 1e-6
 N_DRAWS = 50
 
 
@@ -188,10 +192,10 @@ def test_pipeline_matches_per_image_reference(preset, shape, n, tol):
     ref, diffs = reference_views(x, params, k=ops.default_blur_kernel_size(min(shape[1:])))
     assert maxdiff(views, ref) <= tol
     assert maxdiff(params.values[:, -3:], diffs) <= TOL
-    assert torch.equal(aug.apply(x, params), views)                  # deterministic replay
-    assert torch.equal(aug.apply(x[2:5], params[2:5]), views[2:5])
+    assert torch.equal(aug.apply(x, params), views)                  # deterministic replay, same batch
+    assert maxdiff(aug.apply(x[2:5], params[2:5]), views[2:5]) <= REPLAY_TOL      # a subset: within rounding
     idx = torch.tensor([3, 1, 4])
-    assert torch.equal(aug.apply(x[idx], params[idx]), views[idx])
+    assert maxdiff(aug.apply(x[idx], params[idx]), views[idx]) <= REPLAY_TOL
     assert (params["blur_sigma"] > 0).any() and (params["jitter"] > 0).any()
 
 

@@ -71,7 +71,12 @@ def test_batched_equals_unbatched(backend):
     x, _ = clustered()
     d1, i1 = knn_search(x, x, 6, exclude_self=True, backend=backend)
     d2, i2 = knn_search(x, x, 6, exclude_self=True, backend=backend, batch_size=7)
-    assert torch.equal(i1, i2) and torch.allclose(d1, d2, rtol=1e-5, atol=1e-4)
+    assert torch.allclose(d1, d2, rtol=1e-5, atol=1e-4)
+    # Another query batch size may round distances differently in the last bit, so two neighbours at (almost)
+    # the same distance may swap: the answers must agree up to such ties, checked on exact (float64) distances.
+    true = lambda i: ((x.double()[:, None, :] - x.double()[i]) ** 2).sum(-1)  # noqa: E731  N×6
+    assert torch.allclose(true(i1), true(i2), rtol=1e-5, atol=1e-4)
+    assert (i1 == i2).float().mean() > 0.99                          # and in practice the same neighbours
 
 
 def test_torch_fallback_agrees_with_faiss():

@@ -28,6 +28,19 @@ def test_summary_mean_and_std_over_seeds():
     assert "60.0 ± 14.1" in format_table(table, ["linear_label"])
 
 
+def test_one_seed_shows_no_plus_minus():
+    rows = [{"dataset": "shapes", "aug": "weak", "name": "A", "linear_label": 0.267, "knn_label": 0.5},
+            {"dataset": "shapes", "aug": "weak", "name": "B", "linear_label": 0.4},
+            {"dataset": "shapes", "aug": "weak", "name": "B", "linear_label": 0.6}]
+    table = summarise(rows, ["linear_label", "knn_label"])
+    a, b = table
+    assert a["seeds"] == 1 and "linear_label_std" not in a
+    text = format_table(table, ["linear_label", "knn_label", "linear_colour"])
+    assert "| shapes | weak | A | 1 | 26.7 | 50.0 | – |" in text
+    assert "| shapes | weak | B | 2 | 50.0 ± 14.1 | – | – |" in text
+    assert "± 0.0" not in text
+
+
 def test_every_cell_of_a_grid_has_its_own_run_folder():
     for exp in ("baselines", "gps"):
         cells = experiment_cells(exp)

@@ -22,6 +22,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from gpsviz.features import normalize  # noqa: F401  (one implementation, listed here with the other ops)
+
 __all__ = [
     "LUMA", "MATMUL_MAX_SIZE", "Workspace", "interp_matrix", "resized_crop", "hflip", "adjust_brightness", "adjust_contrast",
     "adjust_saturation", "adjust_hue", "rgb_to_grayscale", "gaussian_kernels", "gaussian_blur", "solarize",
@@ -188,7 +190,9 @@ def adjust_contrast(images: Tensor, factor: Tensor | float, inplace: bool = Fals
     if means is None:
         means = x.mean(dim=(2, 3))                                               # B×C
     if x.shape[1] == 3:
-        m = means @ torch.tensor(LUMA, dtype=x.dtype, device=x.device)           # mean luma = luma of means
+        # mean luma = luma of the means, as an elementwise weighted sum in _gray's order (a matrix-vector
+        # product ``means @ LUMA`` would be a GEMV whose rounding may depend on the batch size under MKL)
+        m = torch.mul(means[:, 0], LUMA[0]).add_(means[:, 1], alpha=LUMA[1]).add_(means[:, 2], alpha=LUMA[2])
     else:
         m = means.mean(dim=1)
     return x.mul_(f).add_((1.0 - f) * m.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
@@ -346,15 +350,3 @@ def solarize(images: Tensor, mask: Tensor | None = None, threshold: float = 0.5,
     if mask is not None:
         sel.mul_(_col(mask, x))
     return x.lerp_(torch.sub(1.0, x), sel)                       # exact select: weight 0 or 1
-
-
-def normalize(images: Tensor, mean: Sequence[float] | Tensor | float, std: Sequence[float] | Tensor | float,
-              inplace: bool = False) -> Tensor:
-    """``(x − mean_c) / std_c`` per channel. ``images`` B×C×H×W float; mean/std: a number or C values."""
-    c = images.shape[1]
-    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
-    if m.shape[1] not in (1, c) or s.shape[1] not in (1, c):
-        raise ValueError(f"mean/std need 1 or {c} values, got {m.shape[1]} and {s.shape[1]}")
-    x = images if inplace else images.clone()
-    return x.sub_(m).div_(s)

@@ -23,11 +23,10 @@ from gpsviz.augment import ops
 from gpsviz.augment.config import AugmentConfig
 from gpsviz.augment.params import _COL, PARAM_NAMES, AugParams, cassle_descriptor
 from gpsviz.errors import ConfigError, DataError
+from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, check_stats, normalize, to_float, unnormalize
 
 __all__ = ["Augmenter", "DEFAULT_MEAN", "DEFAULT_STD", "N_DRAWS"]
 
-DEFAULT_MEAN = 0.5  #: default normalisation mean (every channel)
-DEFAULT_STD = 0.25  #: default normalisation std (every channel)
 N_DRAWS = 33  #: uniform numbers drawn per sample (10 crop attempts × 2, crop position 2, 11 for the rest)
 _ATTEMPTS = 10  #: RandomResizedCrop's rejection-sampling attempts (as torchvision)
 
@@ -75,12 +74,7 @@ class Augmenter:
         self._workspace = ops.Workspace()                                 # scratch memory reused per call
         self.mean = DEFAULT_MEAN if mean is None else mean
         self.std = DEFAULT_STD if std is None else std
-        for label, v in (("mean", self.mean), ("std", self.std)):
-            vals = [v] if isinstance(v, (int, float)) else list(v)
-            if not vals or not all(isinstance(e, (int, float)) and math.isfinite(e) for e in vals):
-                raise ConfigError(f"{label} must be a number or a sequence of numbers, got {v!r}")
-            if label == "std" and min(vals) <= 0:
-                raise ConfigError(f"std must be positive, got {v!r}")
+        check_stats(self.mean, self.std)
 
     def __repr__(self) -> str:
         return f"Augmenter({self.config.name!r}, strength={self.config.strength:g})"
@@ -114,7 +108,7 @@ class Augmenter:
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 / float [0, 1] B×C×H×W → normalised float32 B×C×H×W, without augmentation."""
         _check_images(images)
-        return self._normalize_(self._to_float(images))
+        return normalize(to_float(images), self.mean, self.std, inplace=True)
 
     def descriptor(self, params: AugParams, image_size: int | tuple[int, int]) -> Tensor:
         """CASSLE descriptor B×13 of ``params`` with this augmenter's jitter strengths as ranges."""
@@ -122,11 +116,9 @@ class Augmenter:
         return cassle_descriptor(params, image_size, (e.brightness, e.contrast, e.saturation, e.hue))
 
     def unnormalize(self, views: Tensor) -> Tensor:
-        """Inverse of the normalisation: B×C×H×W views → float in [0, 1] (clamped), for display."""
-        c = views.shape[-3]
-        m = self._stat(self.mean, c, views).view(-1, 1, 1)
-        s = self._stat(self.std, c, views).view(-1, 1, 1)
-        return (views * s + m).clamp(0.0, 1.0)
+        """Inverse of the normalisation: B×C×H×W views → float in [0, 1] (clamped), for display
+        (:func:`gpsviz.features.unnormalize` with this augmenter's mean and std)."""
+        return unnormalize(views, self.mean, self.std)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, image_shape: tuple[int, int, int],
@@ -189,29 +181,6 @@ class Augmenter:
         return AugParams(out.to(torch.float32))
 
     # ------------------------------------------------------------------ the ops
-    @staticmethod
-    def _stat(v: float | Sequence[float], c: int, ref: Tensor) -> Tensor:
-        t = torch.as_tensor(v, dtype=torch.float32, device=ref.device).flatten()
-        if t.numel() == 1:
-            t = t.expand(c)
-        if t.numel() != c:
-            raise ConfigError(f"mean/std have {t.numel()} values but the images have {c} channels")
-        return t
-
-    @staticmethod
-    def _to_float(images: Tensor) -> Tensor:
-        """uint8 → float32 / 255; float → float32 copy. B×C×H×W."""
-        if images.dtype == torch.uint8:
-            return images.to(torch.float32).mul_(1.0 / 255.0)
-        return images.to(torch.float32, copy=True)
-
-    def _normalize_(self, x: Tensor) -> Tensor:
-        """In place: x ← (x − mean) / std, per channel. B×C×H×W float32."""
-        c = x.shape[1]
-        m = self._stat(self.mean, c, x).view(1, c, 1, 1)
-        s = self._stat(self.std, c, x).view(1, c, 1, 1)
-        return x.sub_(m).div_(s)
-
     def _blur_kernel(self, h: int, w: int) -> int:
         k = self.effective.blur_kernel or ops.default_blur_kernel_size(min(h, w))
         while k > 1 and k > min(h, w):                                  # the kernel must fit in the image
@@ -291,4 +260,4 @@ class Augmenter:
         sol = col("solarize") > 0.5
         if bool(sol.any()):
             ops.solarize(x, sol, threshold=self.effective.solarize_threshold, inplace=True)
-        return self._normalize_(x), mean_diff
+        return normalize(x, self.mean, self.std, inplace=True), mean_diff

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import torch
 from torch import Tensor
 
 from gpsviz.augment.params import AugParams
@@ -49,20 +48,6 @@ def describe_params(row: dict[str, float], image_hw: tuple[int, int] | None = No
     return "\n".join(lines) if lines else "identity"
 
 
-def _to_hwc(image: Tensor) -> Any:
-    """uint8 or float [0, 1] C×H×W → numpy H×W×C floats in [0, 1] (H×W for one channel)."""
-    x = image.detach().to("cpu", torch.float32)
-    if image.dtype == torch.uint8:
-        x = x / 255.0
-    x = x.clamp(0.0, 1.0).permute(1, 2, 0).numpy()
-    return x[..., 0] if x.shape[-1] == 1 else x
-
-
-def _stat(v: float | Sequence[float] | Tensor, c: int) -> Tensor:
-    t = torch.as_tensor(v, dtype=torch.float32).flatten()
-    return (t.expand(c) if t.numel() == 1 else t).view(c, 1, 1)
-
-
 def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
                mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
                fig: Any = None, max_cols: int = 8, title: str | None = None, normalized: bool = True) -> Any:
@@ -76,7 +61,8 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
     """
     import matplotlib.pyplot as plt
 
-    from gpsviz.augment.pipeline import DEFAULT_MEAN, DEFAULT_STD
+    from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD
+    from gpsviz.plots.data import to_display
 
     if image.ndim == 4:
         image = image[0]
@@ -85,12 +71,8 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
     n, c, h, w = views.shape
     if params is not None and len(params) != n:
         raise ValueError(f"got {len(params)} parameter rows for {n} views")
-    shown = views.detach().to("cpu", torch.float32)
-    if normalized:
-        m = _stat(DEFAULT_MEAN if mean is None else mean, c)
-        s = _stat(DEFAULT_STD if std is None else std, c)
-        shown = shown * s + m
-    shown = shown.clamp(0.0, 1.0)
+    stats = dict(mean=DEFAULT_MEAN if mean is None else mean, std=DEFAULT_STD if std is None else std) \
+        if normalized else {}
 
     panels = n + 1
     cols = min(panels, max_cols)
@@ -103,18 +85,17 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
         fig.set_size_inches(*size)
         fig.set_layout_engine("constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    imkw = dict(cmap="gray", vmin=0.0, vmax=1.0) if c == 1 else {}
+    imkw = dict(cmap="gray", vmin=0, vmax=255) if c == 1 else {}
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         if k == 0:
-            ax.imshow(_to_hwc(image), interpolation="nearest", **imkw)
+            ax.imshow(to_display(image), interpolation="nearest", **imkw)
             ax.set_title("original", fontsize=10, fontweight="bold")
             for sp in ax.spines.values():
                 sp.set_linewidth(2)
         elif k <= n:
-            arr = shown[k - 1].permute(1, 2, 0).numpy()
-            ax.imshow(arr[..., 0] if c == 1 else arr, interpolation="nearest", **imkw)
+            ax.imshow(to_display(views[k - 1], **stats), interpolation="nearest", **imkw)
             if params is not None:
                 ax.set_title(describe_params(params.row(k - 1), (h, w)), fontsize=8.5, linespacing=1.15)
         else:

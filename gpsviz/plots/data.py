@@ -1,14 +1,27 @@
 """Figures of datasets: a grid of images per class."""
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 
 
-def to_display(image: torch.Tensor):
-    """uint8 (or float in [0,1]) C×H×W → H×W×C numpy for ``imshow`` (H×W for one channel)."""
-    x = image.detach().cpu()
+def to_display(image: torch.Tensor, mean: float | Sequence[float] | None = None,
+               std: float | Sequence[float] | None = None) -> np.ndarray:
+    """One image for ``imshow``: C×H×W → uint8 numpy H×W×C (H×W for one channel; draw it with ``cmap="gray",
+    vmin=0, vmax=255``). The one image-to-display helper of gpsviz.
+
+    ``image``: uint8, or float in [0, 1] (clamped), or — with ``mean``/``std`` given — float normalised as the
+    :class:`~gpsviz.augment.Augmenter` returns its views (un-normalised by :func:`gpsviz.features.unnormalize`).
+    """
+    x = torch.as_tensor(image).detach().cpu()
+    if mean is not None or std is not None:
+        from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
+
+        x = unnormalize(x, DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std)
     if x.dtype != torch.uint8:
-        x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
     x = x.permute(1, 2, 0).numpy()
     return x[..., 0] if x.shape[-1] == 1 else x
 

@@ -17,6 +17,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from gpsviz.plots.data import to_display
+
 #: border colours: same class as the anchor / different class / label unknown / the anchor itself
 SAME_COLOUR = "#1a9641"
 DIFF_COLOUR = "#d7191c"
@@ -28,15 +30,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _image(image: torch.Tensor) -> np.ndarray:
-    """uint8 (or float in [0,1]) C×H×W → H×W×C (or H×W for one channel) numpy array for ``imshow``."""
-    x = torch.as_tensor(image).detach().cpu()
-    if x.dtype != torch.uint8:
-        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    x = x.permute(1, 2, 0).numpy()
-    return x[..., 0] if x.shape[-1] == 1 else x
 
 
 def _class_name(dataset, label: int) -> str:
@@ -113,7 +106,7 @@ def plot_neighbours(dataset, anchor: int, indices: Sequence[int] | torch.Tensor,
         # the frame is a filled square behind the image, ``frame`` data units wider on each side
         ax.add_patch(Rectangle((x - frame, y - frame), size + 2 * frame, size + 2 * frame, facecolor=colour,
                                edgecolor="none", zorder=1))
-        ax.imshow(_image(dataset.images[i]), extent=(x, x + size, y + size, y), interpolation="nearest",
+        ax.imshow(to_display(dataset.images[i]), extent=(x, x + size, y + size, y), interpolation="nearest",
                   cmap="gray" if gray else None, vmin=0, vmax=255, zorder=2)
 
     tile(anchor, 0.0, 0.0, a_size, ANCHOR_COLOUR, 0.05)

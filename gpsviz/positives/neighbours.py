@@ -219,9 +219,9 @@ class NeighbourPositives(PositiveSource):
 
     def purity(self) -> float:
         """Positive purity: share of candidates with the anchor's class, averaged over anchors with candidates."""
-        p = self.per_anchor_purity()
-        p = p[~torch.isnan(p)]
-        return float(p.mean()) if p.numel() else float("nan")
+        from gpsviz.diagnostics import average_purity
+
+        return average_purity(self.per_anchor_purity())
 
     def describe(self) -> dict[str, Any]:
         d = {**super().describe(), "prior": self.prior, "prior_options": dict(self.prior_options), "k": self.k,

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
-from gpsviz.widgets.controls import StatusMixin, index_controls, tag
+from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
 
 from gpsviz.errors import ConfigError
-from gpsviz.widgets.neighbour_explorer import _new_figure, figure_png
 
 MARKER = "augment-state"
 
@@ -116,20 +115,11 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
                   resample: bool = False) -> dict:
         """Move the controls (any subset; ``resample`` draws new views) and redraw once; returns :attr:`state`."""
         self._check(index, preset, strength)
-        self._hold = True
-        try:
-            if index is not None:
-                self.index_slider.value = int(index)
-            if preset is not None:
-                self.preset_dropdown.value = preset
-            if strength is not None:
-                self.strength_slider.value = float(strength)
-            if resample:
-                self.draw += 1
-        finally:
-            self._hold = False
-        self._redraw(raise_errors=True)
-        return self.state
+        if resample:
+            self.draw += 1
+        return self._move_controls([(self.index_slider, None if index is None else int(index)),
+                                    (self.preset_dropdown, preset),
+                                    (self.strength_slider, None if strength is None else float(strength))])
 
     def _marker(self, end: str) -> str:
         return (f"{MARKER}: index={self.index_slider.value} preset={self.preset_dropdown.value} "
@@ -156,15 +146,11 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
             views, params = aug(batch, generator=make_generator(self.seed + 1000003 * self.draw))
             label = int(self.dataset.labels[index]) if len(self.dataset.labels) else -1
             cls = self.dataset.classes[label] if 0 <= label < len(self.dataset.classes) else "?"
-            fig = plot_views(image, views, params, mean=aug.mean, std=aug.std, fig=_new_figure(),
+            fig = plot_views(image, views, params, mean=aug.mean, std=aug.std, fig=new_figure(),
                              title=f"image #{index} ({cls}) · preset {preset} · strength {strength:.2f}")
             self.image.value = figure_png(fig, dpi=self.dpi)
         except Exception as e:
-            self.summary.value = (f'<div style="color:#d7191c"><b>Could not draw the views:</b> '
-                                  f"{html.escape(str(e))}</div>")
-            self._set_status(self._marker(f"error={type(e).__name__}"))
-            if raise_errors:
-                raise
+            self._show_error("Could not draw the views", e, raise_errors)
             return
         self.summary.value = (
             '<div style="font-size:14px">'

@@ -1,7 +1,30 @@
-"""Controls shared by the explorers."""
+"""Controls and plumbing shared by the explorers."""
 from __future__ import annotations
 
+import io
+from typing import Any, Iterable
+
 import ipywidgets as widgets
+
+
+def figure_png(fig, dpi: float = 80) -> bytes:
+    """PNG bytes of a matplotlib Figure (then closed, if pyplot knows it)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # pragma: no cover - a Figure pyplot never saw
+        pass
+    return buf.getvalue()
+
+
+def new_figure():
+    """A Figure outside pyplot: never auto-displayed by the inline backend, never kept alive by pyplot."""
+    from matplotlib.figure import Figure
+
+    return Figure()
 
 
 def index_controls(n: int, value: int, label: str) -> tuple[widgets.IntSlider, widgets.BoundedIntText]:
@@ -31,6 +54,29 @@ class StatusMixin:
         self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
                              f"{html.escape(text)}</code>")
 
+    def _show_error(self, what: str, error: Exception, raise_errors: bool) -> None:
+        """Report a failed redraw: ``what`` and the error in the summary, ``error=<type>`` in the status marker;
+        re-raise ``error`` when ``raise_errors`` (programmatic calls), else leave the widget usable."""
+        import html
+
+        self.summary.value = (f'<div style="color:#d7191c"><b>{html.escape(what)}:</b> '
+                              f"{html.escape(str(error))}</div>")
+        self._set_status(self._marker(f"error={type(error).__name__}"))
+        if raise_errors:
+            raise error
+
     def _on_change(self, change=None) -> None:
         if not self._hold:
             self._redraw()
+
+    def _move_controls(self, values: Iterable[tuple[Any, Any]]) -> dict:
+        """Set each ``(control, value)`` whose value is not None, redraw once (errors raise), return the state."""
+        self._hold = True
+        try:
+            for control, value in values:
+                if value is not None:
+                    control.value = value
+        finally:
+            self._hold = False
+        self._redraw(raise_errors=True)
+        return self.state

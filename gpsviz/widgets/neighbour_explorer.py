@@ -17,7 +17,6 @@ after the figure was sent); browser tests wait for it.
 from __future__ import annotations
 
 import html
-import io
 import math
 from typing import Mapping, Sequence
 
@@ -25,32 +24,12 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
-from gpsviz.widgets.controls import StatusMixin, index_controls, tag
+from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
 
 from gpsviz.errors import ConfigError
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
 MARKER = "explorer-state"
-
-
-def figure_png(fig, dpi: float = 80) -> bytes:
-    """PNG bytes of a matplotlib Figure (then closed, if pyplot knows it)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    except Exception:  # pragma: no cover - a Figure pyplot never saw
-        pass
-    return buf.getvalue()
-
-
-def _new_figure():
-    """A Figure outside pyplot: never auto-displayed by the inline backend, never kept alive by pyplot."""
-    from matplotlib.figure import Figure
-
-    return Figure()
 
 
 def _fmt(x: float) -> str:
@@ -219,12 +198,10 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
 
     def anchor_purity(self, anchor: int, prior: str, k: int) -> float:
         """Share of the anchor's k nearest neighbours with its class (NaN when labels are unknown)."""
-        a = int(self.labels[anchor])
-        nb = self.labels[self.neighbours(prior)[1][anchor, :k]]
-        nb = nb[nb >= 0]
-        if a < 0 or nb.numel() == 0:
-            return float("nan")
-        return float((nb == a).float().mean())
+        from gpsviz.diagnostics import per_anchor_purity
+
+        nbrs = self.neighbours(prior)[1][anchor:anchor + 1, :k]                 # 1×k
+        return float(per_anchor_purity(nbrs, self.labels, anchors=torch.tensor([int(anchor)]))[0])
 
     # ------------------------------------------------------------------ state
     @property
@@ -240,18 +217,8 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
             self._check_prior(prior)
         if k is not None:
             self._check_k(k)
-        self._hold = True
-        try:
-            if anchor is not None:
-                self.anchor_slider.value = int(anchor)
-            if prior is not None:
-                self.prior_dropdown.value = prior
-            if k is not None:
-                self.k_slider.value = int(k)
-        finally:
-            self._hold = False
-        self._redraw(raise_errors=True)
-        return self.state
+        return self._move_controls([(self.anchor_slider, None if anchor is None else int(anchor)),
+                                    (self.prior_dropdown, prior), (self.k_slider, None if k is None else int(k))])
 
     def _marker(self, end: str, purity: float | None = None, mean: float | None = None) -> str:
         prior = str(self.prior_dropdown.value).replace(" ", "_")
@@ -277,16 +244,12 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
             nb, d = idx[anchor, :k], dist[anchor, :k]
             pur = self.anchor_purity(anchor, prior, k)
             mean = self.mean_purity(prior, k)
-            fig = plot_neighbours(self.dataset, anchor, nb, d, fig=_new_figure(), ncols=self.ncols,
+            fig = plot_neighbours(self.dataset, anchor, nb, d, fig=new_figure(), ncols=self.ncols,
                                   title=f"prior: {prior}  ·  anchor #{anchor} and its {k} nearest neighbours "
                                         f"(squared L2 distance d)")
             self.image.value = figure_png(fig, dpi=self.dpi)
         except Exception as e:
-            self.summary.value = (f'<div style="color:{DIFF_COLOUR}"><b>Could not show prior {html.escape(prior)}:'
-                                  f"</b> {html.escape(str(e))}</div>")
-            self._set_status(self._marker(f"error={type(e).__name__}"))
-            if raise_errors:
-                raise
+            self._show_error(f"Could not show prior {prior}", e, raise_errors)
             return
         a_lab = int(self.labels[anchor])
         n_same = int((self.labels[nb] == a_lab).sum()) if a_lab >= 0 else 0

@@ -1,0 +1,143 @@
+"""The prior registry, cache keys and :func:`compute_prior` (the one entry point that computes or loads a prior).
+
+A prior is registered with :func:`register_prior` as ``fn(dataset, opts, root, progress) -> N×D`` plus its
+default options; :func:`compute_prior` validates the options, looks in the cache
+``data_root(root)/priors/<dataset key>/<prior name>-<options hash>.pt`` and otherwise calls ``fn`` and writes the
+result atomically (an unreadable cache file is recomputed). The registry knows no prior by name: a prior whose
+result depends on more than its options (the ``checkpoint`` prior: the checkpoint file's content) passes a
+``fingerprint`` function that adds to its cache key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from gpsviz.errors import ConfigError
+from gpsviz.utils import atomic_torch_save, data_root
+
+log = logging.getLogger("gpsviz.priors")
+
+
+@dataclass
+class PriorSpec:
+    """A registered prior: ``fn(dataset, options, root, progress) -> N×D`` and its default options.
+
+    ``volatile`` options (device, batch size, download) do not change the result and stay out of the cache key;
+    ``fingerprint(options) -> dict`` (optional) adds what else the result depends on (e.g. a file's hash).
+    """
+
+    fn: Callable[..., torch.Tensor]
+    defaults: dict[str, Any]
+    volatile: tuple[str, ...] = ("device", "batch_size", "download")
+    fingerprint: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+PRIORS: dict[str, PriorSpec] = {}
+
+
+def register_prior(name: str, *, fingerprint: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                   **defaults: Any) -> Callable:
+    """Decorator: register ``fn(dataset, opts, root, progress) -> Tensor N×D`` as prior ``name`` with the
+    default options ``defaults`` (and an optional cache-key ``fingerprint``, see :class:`PriorSpec`)."""
+    def deco(fn: Callable) -> Callable:
+        PRIORS[name] = PriorSpec(fn, dict(defaults), fingerprint=fingerprint)
+        return fn
+    return deco
+
+
+def available_priors() -> list[str]:
+    """Names accepted by :func:`compute_prior`."""
+    return sorted(PRIORS)
+
+
+# --------------------------------------------------------------------------------------------- cache keys
+
+def dataset_key(dataset: Any) -> str:
+    """``<name>-<split>-n<N>-<C>x<H>x<W>-<hash>``; the hash covers the labels and a strided sample of the images
+    (at most ~32 MB of pixels, so the key is cheap even for large datasets)."""
+    images, n = dataset.images, len(dataset)
+    h = hashlib.sha1()
+    h.update(str(tuple(images.shape)).encode())
+    row_bytes = max(1, images[0].numel()) if n else 1
+    step = max(1, (n * row_bytes) // (32 * 2**20))
+    h.update(np.ascontiguousarray(images[::step].cpu().numpy()).tobytes())
+    h.update(np.ascontiguousarray(dataset.labels.cpu().numpy()).tobytes())
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(getattr(dataset, "name", "data")))
+    c, hh, ww = images.shape[1:]
+    return f"{name}-{getattr(dataset, 'split', 'train')}-n{n}-{c}x{hh}x{ww}-{h.hexdigest()[:12]}"
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """First 16 hex digits of the SHA-1 of a file's content."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+
+
+def _resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    if name not in PRIORS:
+        raise ConfigError(f"unknown prior {name!r}; valid priors: {', '.join(available_priors())}")
+    spec = PRIORS[name]
+    bad = sorted(set(options) - set(spec.defaults))
+    if bad:
+        raise ConfigError(f"prior {name!r} has no option(s) {bad}; its options (defaults) are {spec.defaults}")
+    return {**spec.defaults, **options}
+
+
+def prior_key(name: str, options: dict[str, Any]) -> str:
+    """``<name>-<hash of the result-relevant options>`` (plus the prior's fingerprint, e.g. a checkpoint's hash)."""
+    spec = PRIORS[name]
+    opts = {k: v for k, v in options.items() if k not in spec.volatile}
+    if spec.fingerprint is not None:
+        opts.update(spec.fingerprint(options))
+    blob = json.dumps(opts, sort_keys=True, default=str)
+    return f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+def prior_cache_path(name: str, dataset: Any, root: str | Path | None = None, **options: Any) -> Path:
+    """Where :func:`compute_prior` caches prior ``name`` of ``dataset`` with ``options``."""
+    opts = _resolve_options(name, options)
+    return data_root(root) / "priors" / dataset_key(dataset) / f"{prior_key(name, opts)}.pt"
+
+
+def compute_prior(name: str, dataset: Any, root: str | Path | None = None, cache: bool = True,
+                  progress: bool = True, **options: Any) -> torch.Tensor:
+    """Prior embedding of every image of ``dataset`` (an ``ImageDataset``), cached on disk.
+
+    Args:
+        name: one of :func:`available_priors`.
+        dataset: images uint8 N×C×H×W (+ labels for ``oracle``).
+        root: data folder (default ``./data`` or ``$GPSVIZ_DATA``).
+        cache: read/write ``data/priors/...``; ``False`` always recomputes and writes nothing.
+        progress: tqdm bars for the slow priors.
+        options: prior-specific options (unknown ones raise :class:`ConfigError` listing the valid ones).
+
+    Returns:
+        float32 N×D on CPU.
+    """
+    opts = _resolve_options(name, options)
+    path = prior_cache_path(name, dataset, root, **options) if cache else None
+    if path is not None and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            emb = blob["embedding"]
+            if isinstance(emb, torch.Tensor) and emb.ndim == 2 and emb.shape[0] == len(dataset):
+                return emb.float()
+            log.warning("prior cache %s has the wrong shape; recomputing", path)
+        except Exception as e:  # truncated / corrupt / foreign file: recompute
+            log.warning("prior cache %s is unreadable (%s); recomputing", path, e)
+    emb = PRIORS[name].fn(dataset, opts, root=root, progress=progress)
+    emb = torch.as_tensor(emb).detach().float().cpu().contiguous()
+    if emb.ndim != 2 or emb.shape[0] != len(dataset) or not torch.isfinite(emb).all():
+        raise RuntimeError(f"prior {name!r} returned a bad embedding of shape {tuple(emb.shape)} (NaN/inf or wrong N)")
+    if path is not None:
+        atomic_torch_save({"embedding": emb, "prior": name,
+                           "options": json.loads(json.dumps(opts, default=str))}, path)
+    return emb
