@@ -16,3 +16,14 @@ def chromium_page():
 
     with browser_page() as page:
         yield page
+
+
+@pytest.fixture(scope="module")
+def tiny_pair():
+    """(train, test) of a tiny shapes world: 192 training and 64 test images (separate seeds)."""
+    from gpsviz.data import make_shapes
+
+    tr = make_shapes(192, seed=1)
+    te = make_shapes(64, seed=2)
+    te.split = "test"
+    return tr, te

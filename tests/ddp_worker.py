@@ -71,7 +71,8 @@ def train_runs() -> None:
     tr, te = make_shapes(64, seed=1), make_shapes(32, seed=2)
     te.split = "test"
     common = dict(epochs=1, batch_size=32, eval_every=0, device="cpu", precision="fp32", proj_hidden=32,
-                  proj_dim=16, backbone_options={"norm": "none"}, head_options={"num_layers": 1}, seed=3)
+                  proj_dim=16, backbone_options={"norm": "none"}, head_options={"num_layers": 1}, seed=3,
+                  optimizer="sgd", lr=0.05)
     for recipe, extra in (("simclr", {}), ("gps-simclr", {"positives_options": {"prior": "pixels", "k": 3}})):
         cfg = TrainConfig(recipe=recipe, **common, **extra)
         train(cfg, OUT / f"two-steps-{recipe}", progress=False, data=(tr, te))

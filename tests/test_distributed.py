@@ -2,7 +2,9 @@
 
 One torchrun launch (tests/ddp_worker.py) measures everything the two processes must agree on; a second one is
 SIGKILLed mid-run and a third resumes it. Tolerances: losses and gradients 1e-6 (float32; the gathered batch
-sums in another order than the single-process one), weights after two AdamW steps 1e-5.
+sums in another order than the single-process one), weights after two SGD steps 1e-5 (SGD, not AdamW, for
+this comparison: Adam's per-parameter normalisation turns float-order differences of near-zero gradients into
+differences of a sizeable fraction of a step, seen 1.5e-5 after two steps at lr 2e-3).
 """
 from __future__ import annotations
 
@@ -77,7 +79,8 @@ def test_two_steps_on_two_processes_give_the_weights_of_one_process(ddp, tmp_pat
     te.split = "test"
     cfg = TrainConfig(recipe=recipe, epochs=1, batch_size=32, eval_every=0, device="cpu", precision="fp32",
                       proj_hidden=32, proj_dim=16, backbone_options={"norm": "none"},
-                      head_options={"num_layers": 1}, seed=3, **extra)
+                      head_options={"num_layers": 1}, seed=3,
+                      optimizer="sgd", lr=0.05, **extra)
     one = train(cfg, tmp_path / "one", progress=False, data=(tr, te)).model.state_dict()
     two = load_checkpoint(ddp / f"two-steps-{recipe}")
     assert two["epoch"] == 1 and two["config"] == cfg.to_dict()
@@ -87,7 +90,7 @@ def test_two_steps_on_two_processes_give_the_weights_of_one_process(ddp, tmp_pat
 
     torch.manual_seed(cfg.seed)                              # the initial weights: training really moved them
     init = build_ingredients(cfg, 3, 32).model.state_dict()
-    assert max(float((one[k] - init[k]).abs().max()) for k in one) > 1e-3
+    assert max(float((one[k] - init[k]).abs().max()) for k in one) > 1e-4
 
 
 def test_byol_teacher_is_the_same_on_both_ranks(ddp):

@@ -40,11 +40,8 @@ def pin_data():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    tr = make_shapes(128, seed=1)
-    te = make_shapes(64, seed=2)
-    te.split = "test"
-    return tr, te
+def tiny(tiny_pair):
+    return tiny_pair
 
 
 def small(**kw):
@@ -192,7 +189,7 @@ def test_gps_plan_keeps_anchor_and_partner_as_one_instance():
 def test_recorder_keeps_the_values_the_loss_used(tmp_path, tiny):
     rec = StepRecorder(last=3)
     train(small(recipe="simclr", epochs=2), tmp_path / "r", progress=False, data=tiny, callbacks=[rec])
-    assert len(rec.steps) == 3 and [s["step"] for s in rec.steps] == [5, 6, 7]
+    assert len(rec.steps) == 3 and [s["step"] for s in rec.steps] == [9, 10, 11]   # 2 epochs × 6 steps
     assert len(rec.epochs) == 2
     s = rec.steps[-1]
     assert s["per_view"].device.type == "cpu" and not s["per_view"].requires_grad

@@ -7,18 +7,14 @@ import pytest
 import torch
 
 from gpsviz.checkpoint import load_checkpoint
-from gpsviz.data import make_shapes
 from gpsviz.errors import CheckpointError, ConfigError
 from gpsviz.recipes import RECIPES, TrainConfig
 from gpsviz.train import TrainingDiverged, train
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    tr = make_shapes(192, seed=1)
-    te = make_shapes(64, seed=2)
-    te.split = "test"
-    return tr, te
+def tiny(tiny_pair):
+    return tiny_pair
 
 
 def cfg(**kw):
