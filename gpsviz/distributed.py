@@ -21,7 +21,8 @@ import torch.distributed as dist
 
 from gpsviz.errors import ConfigError
 
-__all__ = ["is_distributed", "rank", "world_size", "is_main", "setup", "gather_views", "local_rows",
+__all__ = ["is_distributed", "rank", "world_size", "is_main", "setup", "gather_views", "gather_rows",
+           "all_reduce_sum", "all_reduce_max", "local_rows",
            "mean_over_processes", "share", "barrier", "broadcast_object"]
 
 
@@ -99,6 +100,33 @@ def gather_views(z: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor
     ids = [torch.empty_like(group_ids) for _ in range(dist.get_world_size())]
     dist.all_gather(ids, group_ids.contiguous())
     return _GatherWithGrad.apply(z), torch.cat(ids)
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """All processes' rows of ``x`` (equal count each), rank order, without gradient; ``x`` on one process."""
+    if not is_distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    return torch.cat(parts)
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """The sum of ``x`` over processes (no gradient); ``x`` on one process."""
+    if not is_distributed():
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y)
+    return y
+
+
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """The elementwise maximum of ``x`` over processes (no gradient); ``x`` on one process."""
+    if not is_distributed():
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y, op=dist.ReduceOp.MAX)
+    return y
 
 
 def local_rows(x: torch.Tensor, m: int) -> torch.Tensor:

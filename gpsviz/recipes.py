@@ -138,3 +138,19 @@ register_recipe(Recipe("gps-byol", "GPS-BYOL: BYOL with prior-space nearest-neig
 register_recipe(Recipe("nnclr", "NNCLR-like: GPS whose prior is the model being trained, refreshed each epoch.",
                        positives="neighbours", objective="ntxent",
                        positives_options={"prior": "model", "k": 1, "refresh_every": 1}))
+
+# SPPS: semantic positive sets added next to the anchor's pair (prior: the default GPS prior, threshold 0.95)
+register_recipe(Recipe("spps-simclr", "SPPS-SimCLR: the anchor's pair plus views of its semantic set, all positives.",
+                       positives="semantic", objective="ntxent"))
+register_recipe(Recipe("spps-byol", "SPPS-BYOL: each view predicts the teacher's views of its anchor and its set.",
+                       positives="semantic", objective="byol"))
+# SwAV and UOTA: 2 global views at full size + 4 local 16 px views (the 32 px analogue of 2×224 + 6×96)
+_MC = {"global_views": 2, "local_views": 4, "local_size": 16, "local_scale": (0.05, 0.3)}
+register_recipe(Recipe("swav", "SwAV: swapped prediction of Sinkhorn codes over prototypes, multi-crop.",
+                       views="multicrop", objective="swav", views_options=_MC))
+register_recipe(Recipe("uota-swav", "UOTA-SwAV: SwAV with out-of-distribution views down-weighted.",
+                       views="multicrop", objective="swav", weighting="uota", views_options=_MC))
+register_recipe(Recipe("uota-simclr", "UOTA-SimCLR: multi-crop SimCLR with UOTA view weights.",
+                       views="multicrop", objective="ntxent", weighting="uota", views_options=_MC))
+register_recipe(Recipe("uota-byol", "UOTA-BYOL: multi-crop BYOL with UOTA view weights.",
+                       views="multicrop", objective="byol", weighting="uota", views_options=_MC))

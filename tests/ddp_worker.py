@@ -62,6 +62,22 @@ def loss_and_grads() -> None:
     dump("loss_and_grads", out)
 
 
+def global_statistics() -> None:
+    """UOTA's instance means and covariance and SwAV's Sinkhorn sums run over the global batch: each rank holds
+    half the views (whole instances on rank 0, split instances across ranks too)."""
+    from gpsviz.objectives import sinkhorn, uota_scores
+
+    g = torch.Generator().manual_seed(9)
+    z_all = torch.randn(32, 6, generator=g)
+    inst_all = torch.arange(8).repeat(4)                       # instance i's views sit on both ranks
+    glob_all = torch.arange(32) < 16
+    scores_all = (torch.randn(16, 5, generator=g) * 0.3).clamp(-1, 1)
+    mine, half = slice(D.rank() * 16, (D.rank() + 1) * 16), slice(D.rank() * 8, (D.rank() + 1) * 8)
+    u = D.gather_rows(uota_scores(z_all[mine], inst_all[mine], glob_all[mine]))
+    q = D.gather_rows(sinkhorn(scores_all[half], epsilon=0.05, iterations=3))
+    dump("global_statistics", {"uota": u.tolist(), "codes": q.tolist()})
+
+
 def train_runs() -> None:
     from gpsviz.cli import main
     from gpsviz.config import TrainConfig
@@ -99,5 +115,6 @@ if __name__ == "__main__":
     D.setup("cpu")
     os.environ.setdefault("GPSVIZ_DATA", str(OUT / "data"))
     loss_and_grads()
+    global_statistics()
     train_runs()
     dist.destroy_process_group()

@@ -93,6 +93,20 @@ def test_two_steps_on_two_processes_give_the_weights_of_one_process(ddp, tmp_pat
     assert max(float((one[k] - init[k]).abs().max()) for k in one) > 1e-4
 
 
+def test_uota_and_sinkhorn_statistics_are_over_the_global_batch(ddp):
+    from gpsviz.objectives import sinkhorn, uota_scores
+
+    got = json.loads((ddp / "global_statistics.json").read_text())
+    g = torch.Generator().manual_seed(9)
+    z_all = torch.randn(32, 6, generator=g)
+    inst_all = torch.arange(8).repeat(4)
+    scores_all = (torch.randn(16, 5, generator=g) * 0.3).clamp(-1, 1)
+    one_u = uota_scores(z_all, inst_all, torch.arange(32) < 16)
+    one_q = sinkhorn(scores_all, epsilon=0.05, iterations=3)
+    assert torch.allclose(torch.tensor(got["uota"]), one_u, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(torch.tensor(got["codes"]), one_q, atol=1e-6)
+
+
 def test_byol_teacher_is_the_same_on_both_ranks(ddp):
     got = json.loads((ddp / "byol.json").read_text())
     assert got["teacher_max_diff_across_ranks"] == 0.0

@@ -12,9 +12,11 @@ from gpsviz.positives.base import (
     register_positives,
 )
 from gpsviz.positives.neighbours import NeighbourPositives
+from gpsviz.positives.semantic import SemanticSetPositives
 
 __all__ = [
     "NeighbourPositives",
+    "SemanticSetPositives",
     "LabelPositives",
     "Positives",
     "PositiveSource",

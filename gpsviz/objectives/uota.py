@@ -1,0 +1,79 @@
+"""UOTA: down-weight augmented views that are out of distribution for their instance.
+
+Per step, under no gradient and in float32 (z = L2-normalised projections of all M views of the global batch):
+
+    μ_i   = mean of instance i's global views' z            δ_ij = z_ij − μ_i
+    Σ     = (1/M) Σ_ij δ_ij δ_ijᵀ + 1e-8·I                   (over every view of every process)
+    u_ij  = δ_ijᵀ Σ⁻¹ δ_ij / τ_u                              (τ_u = 350 in the reference)
+    w     = softmax(−u) over all views of the global batch   (× M gives mean weight 1)
+
+The loss is Σ w·loss_view. Before ``start`` (a fraction of training, the reference starts at epoch 100 of 200)
+the weights are uniform. The reference also restarts its learning-rate schedule at that point; gpsviz keeps one
+schedule (not offered here).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gpsviz import distributed as D
+from gpsviz.errors import ConfigError
+from gpsviz.objectives.base import Weighting, float32_region, register_weighting
+
+__all__ = ["UOTAWeighting", "uota_scores"]
+
+
+def uota_scores(z: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Tensor, eps: float = 1e-8
+                ) -> torch.Tensor:
+    """Mahalanobis distance of each view to its instance's global-view mean, over the global batch.
+
+    Args:
+        z: float M×D projections of this process's views (normalised here); instance_ids int64 M (global ids);
+            is_global bool M.
+    Returns float32 M: δᵀ Σ⁻¹ δ of this process's views (Σ and the means over every process's views)."""
+    with torch.no_grad(), float32_region(z.device):
+        zn = F.normalize(z.detach().float(), dim=1)                       # M×D
+        inst = instance_ids.to(z.device).long()
+        g = is_global.to(z.device).float()
+        n_inst = int(D.all_reduce_max(inst.max().reshape(1)).item()) + 1  # global ids: largest over ranks
+        sums = torch.zeros(n_inst, zn.shape[1], device=z.device).index_add_(0, inst, zn * g[:, None])
+        counts = torch.zeros(n_inst, device=z.device).index_add_(0, inst, g)
+        sums, counts = D.all_reduce_sum(sums), D.all_reduce_sum(counts)     # instances may span processes
+        if bool((counts[inst] == 0).any()):
+            raise ConfigError("uota: every instance needs at least one global view")
+        mu = sums / counts.clamp(min=1)[:, None]                            # n_inst×D
+        delta = zn - mu[inst]                                               # M×D
+        m_all = D.all_reduce_sum(torch.tensor(float(zn.shape[0]), device=z.device))
+        cov = D.all_reduce_sum(delta.T @ delta) / m_all                     # D×D
+        cov = cov + eps * torch.eye(cov.shape[0], device=z.device)
+        sol = torch.linalg.solve(cov, delta.T).T                            # M×D, Σ⁻¹δ
+        return (delta * sol).sum(1)                                         # M
+
+
+@register_weighting("uota")
+class UOTAWeighting(Weighting):
+    """UOTA's view weights (see the module docstring).
+
+    Args:
+        tau: τ_u, the temperature of the softmax over −distances (reference 350).
+        start: fraction of training after which weighting starts (uniform before).
+        eps: added to Σ's diagonal."""
+
+    def __init__(self, tau: float = 350.0, start: float = 0.5, eps: float = 1e-8) -> None:
+        if not tau > 0:
+            raise ConfigError(f"uota: tau must be > 0, got {tau!r}")
+        if not 0.0 <= start <= 1.0:
+            raise ConfigError(f"uota: start is a fraction of training in [0, 1], got {start!r}")
+        self.tau, self.start, self.eps = float(tau), float(start), float(eps)
+
+    def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        m = per_view.shape[0]
+        if batch.train_fraction < self.start:
+            return torch.full_like(per_view, 1.0 / m)
+        u = uota_scores(out["z"], batch.instance_ids, batch.is_global, self.eps) / self.tau    # M
+        w_all = torch.softmax(-D.gather_rows(u), dim=0)                      # over the global batch, sums to 1
+        out["uota_distance"] = u
+        # × world size: each process's loss is averaged over processes by DDP, so Σ_ranks w = world
+        return D.local_rows(w_all, m) * D.world_size()

@@ -1,0 +1,176 @@
+"""SPPS positives: a high-precision *set* of semantic neighbours per image, added next to the anchor's own pair.
+
+Before training, :meth:`SemanticSetPositives.prepare` embeds every image with a prior (any GPS prior, a gpsviz
+run's checkpoint with ``prior="checkpoint", run=...``, or the model being trained), L2-normalises it and keeps,
+for each image, up to ``k`` nearest others whose cosine similarity is at least ``threshold``: its semantic set.
+Each batch holds the anchor's two augmented views (always) plus ``members`` views of images drawn from its set;
+all of them share one group id (positives of each other, multi-positive loss) and one instance id::
+
+    src = SemanticSetPositives(prior="hog-invariant", k=4, threshold=0.95)
+    src.prepare(train_ds)
+    src.purity(), src.set_sizes()                    # share of set members with the anchor's class; sizes N
+    plan = src.plan(anchors, generator=g)             # M = (2 + members)·B views
+
+GPS *replaces* the anchor's augmented partner by one neighbour; SPPS *adds* a set next to it. An anchor whose
+set is empty gets extra views of itself (the batch keeps (2 + members)·B views, so processes stay in step).
+``target_purity`` picks the threshold from the labels instead (the lowest threshold whose sets reach that
+purity): an analysis tool that uses labels, not an SSL method — say so when you report it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from gpsviz.errors import ConfigError, DataError
+from gpsviz.positives.base import PositiveSource, ViewPlan, _as_anchors, merge_groups, register_positives
+
+__all__ = ["SemanticSetPositives", "threshold_for_purity"]
+
+
+def threshold_for_purity(sims: torch.Tensor, same: torch.Tensor, target: float) -> float:
+    """The lowest cosine threshold t such that the members with similarity ≥ t are at least ``target`` pure.
+
+    Args:
+        sims: float N×K similarities of each image's K nearest others (descending per row).
+        same: bool N×K, the neighbour has the anchor's label.
+    Returns the threshold (``inf`` when no threshold reaches the target)."""
+    s, order = sims.flatten().sort(descending=True)
+    hits = same.flatten()[order].float().cumsum(0)                     # members kept when cutting after i
+    purity = hits / torch.arange(1, s.numel() + 1)
+    ok = (purity >= target).nonzero().flatten()
+    if ok.numel() == 0:
+        return float("inf")
+    return float(s[ok[-1]])
+
+
+@register_positives("semantic")
+class SemanticSetPositives(PositiveSource):
+    """SPPS: the anchor's pair plus views of members of its semantic set (see the module docstring).
+
+    Args:
+        prior: a GPS prior name, ``"checkpoint"`` (with ``run=``), or ``"model"`` (the model being trained).
+        prior_options: options of the prior (further keywords are merged into them).
+        k: largest set size (nearest others considered).
+        threshold: cosine similarity a member must reach (in [−1, 1]); ignored when ``target_purity`` is set.
+        target_purity: choose the threshold for this label purity (uses labels; for analysis and teaching).
+        members: extra views per anchor drawn from its set (with replacement).
+        root: data folder for the prior cache. embedding: a precomputed N×D prior. progress: progress bars.
+    """
+
+    name = "semantic"
+
+    def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 4,
+                 threshold: float = 0.95, target_purity: float | None = None, members: int = 1,
+                 root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
+                 **prior_kwargs: Any) -> None:
+        super().__init__()
+        from gpsviz.priors import available_priors
+
+        if prior != "model" and prior not in available_priors():
+            raise ConfigError(f"semantic: unknown prior {prior!r}; choose one of "
+                              f"{', '.join(available_priors() + ['model'])}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"semantic: k must be an integer >= 1, got {k!r}")
+        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+            raise ConfigError(f"semantic: members must be an integer >= 1, got {members!r}")
+        if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
+            raise ConfigError(f"semantic: threshold is a cosine similarity in [-1, 1], got {threshold!r}")
+        if target_purity is not None and not (isinstance(target_purity, (int, float)) and 0 < target_purity <= 1):
+            raise ConfigError(f"semantic: target_purity must lie in (0, 1], got {target_purity!r}")
+        self.prior, self.k, self.members = prior, k, members
+        self.prior_options = {**(prior_options or {}), **prior_kwargs}
+        self.threshold, self.target_purity = float(threshold), target_purity
+        self.root, self.embedding, self.progress = root, embedding, progress
+        self.table: torch.Tensor | None = None        # N×K neighbour rows
+        self.sims: torch.Tensor | None = None         # N×K cosine similarities
+        self.valid: torch.Tensor | None = None        # N×K member of the set
+        self.labels: torch.Tensor | None = None
+
+    def prepare(self, dataset: Any, generator: torch.Generator | None = None, **ctx: Any) -> None:
+        """Embed ``dataset`` (prior, ``embedding`` or ``embed_fn`` for ``prior="model"``) and mine the sets."""
+        embed_fn: Callable[[Any], torch.Tensor] | None = ctx.get("embed_fn")
+        emb = ctx.get("embedding", self.embedding)
+        if emb is None and self.prior == "model":
+            if embed_fn is None:
+                raise ConfigError("semantic: prior='model' needs prepare(dataset, embed_fn=...) (the loop passes it)")
+            emb = embed_fn(dataset)
+        elif emb is None:
+            from gpsviz.priors import compute_prior
+
+            emb = compute_prior(self.prior, dataset, root=ctx.get("root", self.root), progress=self.progress,
+                                **self.prior_options)
+        emb = torch.as_tensor(emb).detach().float().cpu()
+        if emb.ndim != 2 or emb.shape[0] != len(dataset):
+            raise DataError(f"semantic: the embedding must be N×D with N={len(dataset)}, got {tuple(emb.shape)}")
+        labels = getattr(dataset, "labels", None)
+        self.mine(emb, None if labels is None else torch.as_tensor(labels))
+
+    def mine(self, embedding: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Sets from an N×D embedding: the ``k`` nearest others by cosine similarity, kept above the threshold."""
+        from gpsviz.knn import knn_search
+
+        n = embedding.shape[0]
+        if n < 2:
+            raise DataError(f"semantic: need at least 2 images to mine sets, got {n}")
+        dist, idx = knn_search(embedding, None, min(self.k, n - 1), metric="cosine", exclude_self=True)
+        self.table, self.sims = idx.long(), (1.0 - dist).float()                  # N×K, descending similarity
+        self.labels = None if labels is None else labels.long().cpu()
+        if self.target_purity is not None:
+            if self.labels is None or bool((self.labels < 0).any()):
+                raise ConfigError("semantic: target_purity needs a fully labelled dataset")
+            same = self.labels[self.table] == self.labels[:, None]
+            self.threshold = threshold_for_purity(self.sims, same, float(self.target_purity))
+        self.valid = self.sims >= self.threshold
+
+    # ------------------------------------------------------------------ reports
+    def set_sizes(self) -> torch.Tensor:
+        """int64 N, the size of each image's semantic set."""
+        self._check_ready()
+        return self.valid.sum(1)
+
+    def purity(self) -> float:
+        """Share of all set members that have their anchor's class (NaN when no set has a member)."""
+        self._check_ready()
+        if self.labels is None:
+            raise ConfigError("semantic: purity needs labels (prepare with a labelled dataset)")
+        same = (self.labels[self.table] == self.labels[:, None]) & self.valid
+        total = int(self.valid.sum())
+        return float(same.sum()) / total if total else float("nan")
+
+    def _check_ready(self) -> None:
+        if self.table is None:
+            raise ConfigError("semantic: call prepare(dataset) before using the sets")
+
+    # ------------------------------------------------------------------ sampling
+    def plan(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> ViewPlan:
+        """anchors int64 B → (2 + members)·B views: the anchor twice, then ``members`` rounds of set members
+        (one per anchor each; the anchor itself when its set is empty). Instance = the anchor's position."""
+        self._check_ready()
+        anchors = _as_anchors(anchors)
+        b = anchors.shape[0]
+        sizes = self.valid[anchors].sum(1)                                       # B
+        u = torch.rand(self.members, b, generator=generator)                     # members×B
+        pick = (u * sizes.clamp(min=1)).long()                                   # index into the valid prefix
+        chosen = self.table[anchors][torch.arange(b)[None, :], pick]             # members×B (sims sorted)
+        extra = torch.where(sizes[None, :] > 0, chosen, anchors[None, :])        # empty set → the anchor
+        rows = torch.cat([anchors, anchors, extra.flatten()])                    # M
+        inst = torch.arange(b).repeat(2 + self.members)                          # M
+        groups = merge_groups(inst, rows)
+        m = rows.shape[0]
+        return ViewPlan(rows=rows, group_ids=groups, instance_ids=inst,
+                        slots=torch.arange(2 + self.members).repeat_interleave(b),
+                        is_global=torch.ones(m, dtype=torch.bool), sizes=torch.zeros(m, dtype=torch.long))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "sims": self.sims, "threshold": self.threshold, "labels": self.labels}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.table, self.sims, self.labels = state["table"], state["sims"], state["labels"]
+        self.threshold = float(state["threshold"])
+        self.valid = self.sims >= self.threshold
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(prior=self.prior, k=self.k, threshold=self.threshold, members=self.members)
+        return d
