@@ -154,3 +154,15 @@ register_recipe(Recipe("uota-simclr", "UOTA-SimCLR: multi-crop SimCLR with UOTA 
                        views="multicrop", objective="ntxent", weighting="uota", views_options=_MC))
 register_recipe(Recipe("uota-byol", "UOTA-BYOL: multi-crop BYOL with UOTA view weights.",
                        views="multicrop", objective="byol", weighting="uota", views_options=_MC))
+# CASSLE: the projector also reads the view's augmentation descriptor (the teacher reads its own views')
+register_recipe(Recipe("cassle-simclr", "CASSLE-SimCLR: augmentation-aware (conditioned) projector.",
+                       head="conditioned", objective="ntxent"))
+register_recipe(Recipe("cassle-byol", "CASSLE-BYOL: conditioned projector, teacher conditioned on its views.",
+                       head="conditioned", objective="byol"))
+# Dubois et al.: CISSL (student head = Linear + BN, the probe's architecture; τ 0.07) and DISSL (low-rank linear
+# student over C = proj_dim = 128 categories; reference C = 16384 on ImageNet)
+register_recipe(Recipe("cissl", "CISSL: contrastive with asymmetric heads, self kept in the logits (Dubois et al.).",
+                       objective="cissl", head="mlp", head_options={"num_layers": 1, "last_bn": True},
+                       defaults={"temperature": 0.07}))
+register_recipe(Recipe("dissl", "DISSL: distillation into a categorical teacher, entropy-regularised (Dubois et al.).",
+                       objective="dissl", head="lowrank"))

@@ -18,7 +18,9 @@ from typing import Any
 from gpsviz.errors import ConfigError
 from gpsviz.registry import Registry
 
-__all__ = ["MLPHead", "Head", "MLPProjector", "HEADS", "build_head", "register_head"]
+__all__ = ["MLPHead", "Head", "MLPProjector", "ConditionedProjector", "LowRankLinear", "DESCRIPTOR_FAMILIES", "HEADS",
+           "build_head",
+           "register_head"]
 
 
 class MLPHead(nn.Module):
@@ -102,3 +104,76 @@ class MLPProjector(Head):
     def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
         """h: V×in_dim → V×proj_dim."""
         return self.mlp(h)
+
+
+#: Descriptor columns of each augmentation family (``gpsviz.augment.DESCRIPTOR_NAMES`` order).
+DESCRIPTOR_FAMILIES: dict[str, tuple[int, ...]] = {
+    "crop": (0, 1, 2, 3), "colour": (4, 5, 6, 7), "colour_diff": (8, 9, 10), "blur": (11,), "grayscale": (12,),
+}
+
+
+@register_head("conditioned")
+class ConditionedProjector(Head):
+    """CASSLE's augmentation-aware projector: the backbone feature joined with a code of the view's augmentation
+    descriptor, then the MLP projector. The EMA teacher's copy reads its own views' descriptors.
+
+    Options: ``families`` (which descriptor families enter: crop, colour, colour_diff, blur, grayscale),
+    ``encoder_depth`` / ``encoder_width`` (the descriptor MLP: Linear + BN + ReLU blocks, reference 6 × 64),
+    ``mode``: ``concat`` (default; projector input d + width), ``add`` or ``multiply`` (code mapped to d).
+    h: V×d, batch.descriptor: M×13 → V×proj_dim."""
+
+    needs_descriptor = True
+
+    def __init__(self, in_dim: int, cfg: Any, families: tuple[str, ...] = tuple(DESCRIPTOR_FAMILIES),
+                 encoder_depth: int = 2, encoder_width: int = 64, mode: str = "concat") -> None:
+        super().__init__()
+        bad = sorted(set(families) - set(DESCRIPTOR_FAMILIES))
+        if bad or not families:
+            raise ConfigError(f"conditioned head: families must be a non-empty subset of "
+                              f"{list(DESCRIPTOR_FAMILIES)}, got {list(families)}")
+        if mode not in ("concat", "add", "multiply"):
+            raise ConfigError(f"conditioned head: mode must be concat, add or multiply, got {mode!r}")
+        if not isinstance(encoder_depth, int) or encoder_depth < 1:
+            raise ConfigError(f"conditioned head: encoder_depth must be an integer >= 1, got {encoder_depth!r}")
+        cols = sorted(c for f in families for c in DESCRIPTOR_FAMILIES[f])
+        self.register_buffer("columns", torch.tensor(cols, dtype=torch.long), persistent=False)
+        code_dim = encoder_width if mode == "concat" else in_dim
+        layers: list[nn.Module] = []
+        d = len(cols)
+        for _ in range(encoder_depth - 1):
+            layers += [nn.Linear(d, encoder_width, bias=False), nn.BatchNorm1d(encoder_width), nn.ReLU(inplace=True)]
+            d = encoder_width
+        layers.append(nn.Linear(d, code_dim))
+        self.encoder = nn.Sequential(*layers)
+        self.mode = mode
+        self.mlp = MLPHead(in_dim + (code_dim if mode == "concat" else 0), cfg.proj_hidden, cfg.proj_dim)
+        self.out_dim = self.mlp.out_dim
+
+    def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
+        if batch is None or batch.descriptor is None:
+            raise ConfigError("conditioned head: the batch carries no augmentation descriptor")
+        d = batch.descriptor if index is None else batch.descriptor[index.to(batch.descriptor.device)]
+        code = self.encoder(d[:, self.columns.to(d.device)].to(h.dtype))            # V×code_dim
+        if self.mode == "concat":
+            x = torch.cat([h, code.to(h.dtype)], dim=1)
+        elif self.mode == "add":
+            x = h + code.to(h.dtype)
+        else:
+            x = h * code.to(h.dtype)
+        return self.mlp(x)
+
+
+@register_head("lowrank")
+class LowRankLinear(Head):
+    """A low-rank linear head: ``in_dim → rank`` (no bias) + BatchNorm, then ``rank → proj_dim`` (DISSL's student:
+    linear, so it has the probe's architecture, with a bottleneck). h: V×in_dim → V×proj_dim."""
+
+    def __init__(self, in_dim: int, cfg: Any, rank: int = 512) -> None:
+        super().__init__()
+        if not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"lowrank head: rank must be an integer >= 1, got {rank!r}")
+        self.net = nn.Sequential(nn.Linear(in_dim, rank, bias=False), nn.BatchNorm1d(rank), nn.Linear(rank, cfg.proj_dim))
+        self.out_dim = int(cfg.proj_dim)
+
+    def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(h)

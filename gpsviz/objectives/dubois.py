@@ -1,0 +1,103 @@
+"""Dubois et al.'s idealized-representation objectives: CISSL (contrastive, asymmetric heads) and DISSL
+(distillation into a categorical teacher). Both are ordinary ingredients: they add their teacher head to the
+model and read the backbone features of every view.
+
+CISSL (τ = 0.07; the recipe's student head is Linear + BN, the probe's architecture):
+    s_i = normalize(student(h_i)), t_j = normalize(teacher(h_j))      teacher: MLP d→1024→p + BN
+    logits_ij = s_i·t_j / τ over **all** views j (self not masked)
+    loss_i = −½·log q_ii − ½·mean_{j positive of i} log q_ij          (q = softmax over j)
+
+DISSL (C = proj_dim categories; reference C = 16384 on ImageNet, 128 by default here for small data):
+    t_i = softmax(teacher(h_i) / 0.5)        teacher: MLP d→1024→512→C, not detached, no EMA
+    log s_j = log_softmax(student(h_j) / 1.0) student: the recipe's low-rank linear head d→512→C
+    loss = mean_{i≠j same instance} [CE(t_i, s_j) + β·CE(t_i, t_j)] − λ·H(mean over the batch of t)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gpsviz import distributed as D
+from gpsviz.objectives.base import Objective, float32_region, register_objective
+
+__all__ = ["CISSLObjective", "DISSLObjective"]
+
+
+def _pairs(ids: torch.Tensor, ids_all: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """M×M_all bool: same id and not the view itself (``rows``: this process's rows in the gathered order)."""
+    same = ids[:, None] == ids_all[None, :]
+    same[torch.arange(ids.shape[0], device=ids.device), rows] = False
+    return same
+
+
+def _own_rows(m: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(m, device=device) + D.rank() * m
+
+
+@register_objective("cissl")
+class CISSLObjective(Objective):
+    """CISSL (see the module docstring). Options: ``teacher_hidden`` (1024), ``temperature`` (None = cfg's)."""
+
+    def __init__(self, teacher_hidden: int = 1024, temperature: float | None = None) -> None:
+        self.teacher_hidden, self.temperature = int(teacher_hidden), temperature
+
+    def build(self, model: Any, cfg: Any) -> None:
+        from gpsviz.models.heads import MLPHead
+
+        if self.temperature is None:
+            self.temperature = cfg.temperature
+        model.heads["cissl_teacher"] = MLPHead(model.backbone.out_dim, self.teacher_hidden, cfg.proj_dim,
+                                               last_bn=True)
+
+    def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        t = model.heads["cissl_teacher"](out["h"])                           # M×p
+        with float32_region(t.device):
+            s = F.normalize(out["z"].float(), dim=1)                          # M×p student
+            t_all, g_all = D.gather_views(F.normalize(t.float(), dim=1), batch.group_ids.to(t.device))
+            logq = F.log_softmax(s @ t_all.T / self.temperature, dim=1)       # M×M_all, self kept
+            rows = _own_rows(s.shape[0], s.device)
+            pos = _pairs(batch.group_ids.to(t.device), g_all, rows)          # M×M_all
+            self_term = logq[torch.arange(s.shape[0], device=s.device), rows]
+            pos_term = logq.masked_fill(~pos, 0.0).sum(1) / pos.sum(1).clamp(min=1)
+            per_view = -0.5 * self_term - 0.5 * pos_term
+        return per_view, {"teacher_z": t}
+
+
+@register_objective("dissl")
+class DISSLObjective(Objective):
+    """DISSL (see the module docstring). Options: ``lam`` λ (2.3), ``beta`` β (0.8), ``teacher_temperature``
+    (0.5), ``student_temperature`` (1.0), ``teacher_hidden`` (1024), ``bottleneck`` (512)."""
+
+    def __init__(self, lam: float = 2.3, beta: float = 0.8, teacher_temperature: float = 0.5,
+                 student_temperature: float = 1.0, teacher_hidden: int = 1024, bottleneck: int = 512) -> None:
+        self.lam, self.beta = float(lam), float(beta)
+        self.t_temp, self.s_temp = float(teacher_temperature), float(student_temperature)
+        self.teacher_hidden, self.bottleneck = int(teacher_hidden), int(bottleneck)
+
+    def build(self, model: Any, cfg: Any) -> None:
+        from gpsviz.models.heads import MLPHead
+
+        model.heads["dissl_teacher"] = nn.Sequential(
+            MLPHead(model.backbone.out_dim, self.teacher_hidden, self.bottleneck), nn.Linear(self.bottleneck,
+                                                                                             cfg.proj_dim))
+
+    def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        logits_t = model.heads["dissl_teacher"](out["h"])                    # M×C, not detached
+        with float32_region(logits_t.device):
+            t = F.softmax(logits_t.float() / self.t_temp, dim=1)              # M×C
+            logt = F.log_softmax(logits_t.float() / self.t_temp, dim=1)
+            logs = F.log_softmax(out["z"].float() / self.s_temp, dim=1)       # M×C student
+            inst = batch.instance_ids.to(t.device)
+            m = t.shape[0]
+            t_all, inst_all = D.gather_views(t, inst)                         # M_all×C
+            pair = _pairs(inst, inst_all, _own_rows(m, t.device))            # M×M_all: j (row) ← i (column)
+            n = pair.sum(1).clamp(min=1)
+            ce_s = -(logs @ t_all.T)                                          # M×M_all: CE(t_i, s_j)
+            ce_t = -(logt @ t_all.T)                                          # CE(t_i, t_j)
+            per_view = ((ce_s + self.beta * ce_t).masked_fill(~pair, 0.0)).sum(1) / n
+            marginal = t_all.mean(0)                                          # C, over the global batch
+            entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum()
+        return per_view, {"loss_terms": {"marginal_entropy": -self.lam * entropy}, "teacher_probs": t}
