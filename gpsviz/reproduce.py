@@ -49,7 +49,33 @@ FULL_DATA = {"shapes": "cifar10", "fashion-mnist": "fashion-mnist"}
 GPS_PRIOR = {"shapes": "shifted", "fashion-mnist": "pca", "cifar10": "imagenet-resnet50"}
 
 
-EXPERIMENTS = ("baselines", "gps", "precision")
+EXPERIMENTS = ("baselines", "gps", "gps-priors", "precision")
+
+
+#: The priors of the purity-vs-accuracy experiment (label-free ones, the supervised-transfer one and the oracle).
+PRIORS_COMPARED = ("pixels", "pca", "hog", "shifted", "hog-invariant", "oracle")
+
+
+def _prior_purity(config: dict[str, Any]) -> float:
+    """Purity@10 (a fraction) of a run's GPS prior on its training set (the prior is cached, so this is quick)."""
+    from gpsviz.priors import compute_prior, purity
+    from gpsviz.recipes import TrainConfig
+    from gpsviz.runs import load_data
+
+    cfg = TrainConfig.from_dict(config)
+    train_ds = load_data(cfg)[0]
+    pos = dict(cfg.positives_options)
+    prior = pos.pop("prior")
+    emb = compute_prior(prior, train_ds, progress=False, **pos.pop("prior_options", {}))
+    return purity(emb, train_ds.labels, k=10)
+
+
+def _rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rank correlation (no ties expected)."""
+    import numpy as np
+
+    rx, ry = np.argsort(np.argsort(xs)), np.argsort(np.argsort(ys))
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> list[Cell]:
@@ -59,6 +85,10 @@ def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> 
                 Cell("SupCon", "supcon", "strong"), Cell("SimCLR (no aug)", "simclr", "none"),
                 # strength 0.5: crops keep ≥ ~54 % of the image, so they rarely miss the object (see README)
                 Cell("SimCLR (strength 0.5)", "simclr", "strong", overrides={"strength": 0.5}, tag="x0.5")]
+    if experiment == "gps-priors":
+        # GPS-SimCLR, weak augmentation, one prior per cell: does the prior's purity order downstream accuracy?
+        return [Cell(f"GPS-SimCLR ({p})", "gps-simclr", "weak", "shapes", {"positives_options": {"prior": p, "k": 10}},
+                     tag=p) for p in PRIORS_COMPARED]
     if experiment == "gps":
         datasets = list(datasets or ["shapes", "fashion-mnist"])
         cells = []
@@ -177,8 +207,15 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
             rows.append(run_cell(cell, scale, seed, out, epochs, device, progress))
     metrics = ["linear_label", "knn_label"] + (["linear_colour", "linear_position"] if any(
         "linear_colour" in r for r in rows) else [])
+    if experiment == "gps-priors":
+        for r in rows:
+            r["prior_purity"] = _prior_purity(r["config"])
+        metrics = ["prior_purity"] + metrics
     table = summarise(rows, metrics)
     text = format_table(table, metrics)
+    if experiment == "gps-priors":
+        rho = _rank_correlation([r["prior_purity"] for r in rows], [r["linear_label"] for r in rows])
+        text += f"\n\nSpearman rank correlation of prior purity@10 and linear accuracy: {rho:.2f} ({len(rows)} runs)"
     print(text)
     print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
     atomic_write_bytes(out / "table.md", (text + "\n").encode())
