@@ -18,7 +18,7 @@ import torch
 
 from gpsviz.registry import Registry
 
-__all__ = ["float32_region", "Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
+__all__ = ["float32_region", "other_views_of", "Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
            "build_objective", "build_weighting"]
 
 
@@ -31,6 +31,16 @@ def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
         except RuntimeError:  # autocast not supported for this device type in this torch build
             pass
     return contextlib.nullcontext()
+
+
+def other_views_of(ids_rows: torch.Tensor, ids_cols: torch.Tensor, row_index: torch.Tensor,
+                   col_index: torch.Tensor) -> torch.Tensor:
+    """Bool R×C: column view c has row view r's id (instance or group) and is not view r itself.
+
+    ``row_index`` (R) and ``col_index`` (C) say which view of the batch (or of the gathered batch) each row and
+    column is, e.g. rows = all M views (``arange(M)``), columns = the global views (their indices)."""
+    same = ids_rows[:, None] == ids_cols[None, :]
+    return same & (row_index[:, None] != col_index[None, :])
 
 
 class Objective:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
 from gpsviz.models.ssl import cosine_momentum, ema_update
-from gpsviz.objectives.base import Objective, float32_region, register_objective
+from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
 
 __all__ = ["byol_loss", "byol_momentum", "ema_update", "BYOLObjective"]
 
@@ -64,8 +64,7 @@ class BYOLObjective(Objective):
         glob = batch.is_global.to(p.device)                           # M
         g_idx = glob.nonzero().flatten()                              # G
         m = p.shape[0]
-        pair = (inst[:, None] == inst[g_idx][None, :])                # M×G same instance
-        pair &= torch.arange(m, device=p.device)[:, None] != g_idx[None, :]   # never itself
+        pair = other_views_of(inst, inst[g_idx], torch.arange(m, device=p.device), g_idx)   # M×G
         with float32_region(p.device):
             pn = F.normalize(p.float(), dim=1)                        # M×p
             zn = F.normalize(zt.detach().float(), dim=1)              # G×p, stop-gradient

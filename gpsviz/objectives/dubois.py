@@ -21,16 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz import distributed as D
-from gpsviz.objectives.base import Objective, float32_region, register_objective
+from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
 
 __all__ = ["CISSLObjective", "DISSLObjective"]
-
-
-def _pairs(ids: torch.Tensor, ids_all: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """M×M_all bool: same id and not the view itself (``rows``: this process's rows in the gathered order)."""
-    same = ids[:, None] == ids_all[None, :]
-    same[torch.arange(ids.shape[0], device=ids.device), rows] = False
-    return same
 
 
 def _own_rows(m: int, device: torch.device) -> torch.Tensor:
@@ -59,7 +52,8 @@ class CISSLObjective(Objective):
             t_all, g_all = D.gather_views(F.normalize(t.float(), dim=1), batch.group_ids.to(t.device))
             logq = F.log_softmax(s @ t_all.T / self.temperature, dim=1)       # M×M_all, self kept
             rows = _own_rows(s.shape[0], s.device)
-            pos = _pairs(batch.group_ids.to(t.device), g_all, rows)          # M×M_all
+            pos = other_views_of(batch.group_ids.to(t.device), g_all, rows,
+                                 torch.arange(g_all.shape[0], device=t.device))          # M×M_all
             self_term = logq[torch.arange(s.shape[0], device=s.device), rows]
             pos_term = logq.masked_fill(~pos, 0.0).sum(1) / pos.sum(1).clamp(min=1)
             per_view = -0.5 * self_term - 0.5 * pos_term
@@ -93,7 +87,8 @@ class DISSLObjective(Objective):
             inst = batch.instance_ids.to(t.device)
             m = t.shape[0]
             t_all, inst_all = D.gather_views(t, inst)                         # M_all×C
-            pair = _pairs(inst, inst_all, _own_rows(m, t.device))            # M×M_all: j (row) ← i (column)
+            pair = other_views_of(inst, inst_all, _own_rows(m, t.device),
+                                  torch.arange(inst_all.shape[0], device=t.device))      # M×M_all: j ← i
             n = pair.sum(1).clamp(min=1)
             ce_s = -(logs @ t_all.T)                                          # M×M_all: CE(t_i, s_j)
             ce_t = -(logt @ t_all.T)                                          # CE(t_i, t_j)

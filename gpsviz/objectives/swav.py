@@ -19,7 +19,7 @@ from torch import nn
 
 from gpsviz import distributed as D
 from gpsviz.errors import ConfigError
-from gpsviz.objectives.base import Objective, float32_region, register_objective
+from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
 
 __all__ = ["SwAVObjective", "sinkhorn"]
 
@@ -79,7 +79,6 @@ class SwAVObjective(Objective):
             logp = F.log_softmax(scores / self.temperature, dim=1)      # M×K
             ce = -(logp @ q.T)                                          # M×G: view t predicts code of s
             inst = batch.instance_ids.to(z.device)
-            pair = (inst[:, None] == inst[glob][None, :])
-            pair &= torch.arange(z.shape[0], device=z.device)[:, None] != glob[None, :]
+            pair = other_views_of(inst, inst[glob], torch.arange(z.shape[0], device=z.device), glob)   # M×G
             per_view = ce.masked_fill(~pair, 0.0).sum(1) / pair.sum(1).clamp(min=1)   # M
         return per_view, {"codes": q, "scores": scores}
