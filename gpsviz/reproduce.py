@@ -209,13 +209,15 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
         "linear_colour" in r for r in rows) else [])
     if experiment == "gps-priors":
         for r in rows:
-            r["prior_purity"] = _prior_purity(r["config"])
+            if "config" in r:                          # a trained cell (not a floor row)
+                r["prior_purity"] = _prior_purity(r["config"])
         metrics = ["prior_purity"] + metrics
     table = summarise(rows, metrics)
     text = format_table(table, metrics)
     if experiment == "gps-priors":
-        rho = _rank_correlation([r["prior_purity"] for r in rows], [r["linear_label"] for r in rows])
-        text += f"\n\nSpearman rank correlation of prior purity@10 and linear accuracy: {rho:.2f} ({len(rows)} runs)"
+        runs = [r for r in rows if "prior_purity" in r]
+        rho = _rank_correlation([r["prior_purity"] for r in runs], [r["linear_label"] for r in runs])
+        text += f"\n\nSpearman rank correlation of prior purity@10 and linear accuracy: {rho:.2f} ({len(runs)} runs)"
     print(text)
     print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
     atomic_write_bytes(out / "table.md", (text + "\n").encode())
