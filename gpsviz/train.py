@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import torch
 
-from gpsviz.checkpoint import load_checkpoint, save_checkpoint
+from gpsviz.checkpoint import load_checkpoint, load_state, restore, save_checkpoint
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.recipes import SSLModel, TrainConfig, get_recipe
+from gpsviz.runfolder import repair_history, run_folder
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, resolve_device
 
 HISTORY_FIELDS = ("epoch", "loss", "lr", "knn_acc", "epoch_time", "aug_time")
@@ -92,7 +93,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     ``data`` = (train, held-out) ImageDatasets to use instead of loading ``cfg.data``; ``stop_after`` stops
     after that many epochs of this call (used to test resume). Returns the :class:`Run`.
+    The run folder is validated and locked for the whole run (see :mod:`gpsviz.runfolder`).
     """
+    with run_folder(out_dir, resume=resume):
+        return _train(cfg, out_dir, resume, progress, data, on_epoch, stop_after)
+
+
+def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, progress: bool, data: tuple[Any, Any] | None,
+           on_epoch: Callable[[dict], None] | None, stop_after: int | None) -> Run:
     from gpsviz.augment import Augmenter
     from tqdm.auto import tqdm
 
@@ -127,13 +135,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if ck["config"] != cfg.to_dict():
             raise ConfigError(f"{ckpt_path} was written with a different config; resume with the same options "
                               f"or use a new --out folder")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
+        restore(ck, ckpt_path, model, opt, gen)
         history = list(ck["history"])
+        repair_history(out_dir, history, HISTORY_FIELDS)
         start_epoch = int(ck["epoch"])
         if ck.get("positives") and hasattr(positives, "load_state_dict"):
-            positives.load_state_dict(ck["positives"])
+            load_state(positives, ck["positives"], ckpt_path, "positives table")
             positives_restored = True
     elif resume:
         raise ConfigError(f"cannot resume: {ckpt_path} does not exist")

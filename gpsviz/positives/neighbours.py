@@ -139,6 +139,9 @@ class NeighbourPositives(PositiveSource):
         k_search = max(k_others, self.adaptive_k if adaptive else 0)
         if n < 2 and k_search > 0:
             raise DataError(f"neighbours: need at least 2 images to find neighbours, got {n}")
+        if k_others > n - 1:
+            raise ConfigError(f"neighbours: k={self.k} asks for {k_others} neighbours per image but the data has only "
+                              f"{n} images ({n - 1} others); use k ≤ {n - 1 + (1 if self.include_anchor else 0)}")
         k_search = min(k_search, n - 1)
         k_others = min(k_others, k_search)
         if k_search > 0:
