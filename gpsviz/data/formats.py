@@ -164,6 +164,13 @@ CIFAR_SPECS = {
 }
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` restricted to str → bytes with latin-1 (what pickle protocol 2 uses for bytes)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refused: only latin-1 byte strings occur in a CIFAR batch")
+    return text.encode("latin-1")
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """An unpickler that admits only what a CIFAR batch holds: dicts, lists, tuples, str/bytes, numbers and
     numpy arrays. Every other global (``os.system``, ``builtins.eval``, any ``__reduce__`` payload) is refused
@@ -175,12 +182,16 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
         ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
         ("__builtin__", "object"), ("builtins", "object"),
+        ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),   # arrays, protocol 5
+        ("_codecs", "encode"),          # how Python 3 pickles bytes at protocol ≤ 2 (latin-1 only, see below)
     }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, "
                                          f"strings, numbers and numpy arrays")
+        if module == "_codecs":
+            return _latin1_encode
         if module in ("copy_reg", "copyreg"):
             import copyreg
             return copyreg._reconstructor
@@ -193,10 +204,10 @@ class _CifarUnpickler(pickle.Unpickler):
         import importlib
 
         try:
-            multiarray = importlib.import_module("numpy._core.multiarray")
+            mod = importlib.import_module(module.replace("numpy.core.", "numpy._core."))
         except ImportError:  # numpy < 2
-            multiarray = importlib.import_module("numpy.core.multiarray")
-        return getattr(multiarray, name)
+            mod = importlib.import_module(module.replace("numpy._core.", "numpy.core."))
+        return getattr(mod, name)
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused: persistent ids do not occur in a CIFAR batch")
