@@ -49,7 +49,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from gpsviz.recipes import RECIPES
 
-        if self.recipe not in RECIPES:
+        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError(f"recipe {self.recipe!r} is unknown; choose one of {', '.join(sorted(RECIPES))}")
         recipe = RECIPES[self.recipe]
         for k, v in recipe.defaults.items():
@@ -60,6 +60,10 @@ class TrainConfig:
         for k, v in (("optimizer", "adamw"), ("lr", 2e-3), ("weight_decay", 1e-4)):
             if getattr(self, k) is None:
                 setattr(self, k, v)
+        for name in ("data_options", "positives_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name}={getattr(self, name)!r} is impossible: it must be a dict of options, "
+                                  f"e.g. {{'k': 5}}")
         self.positives_options = {**recipe.positives_options, **dict(self.positives_options)}
         self._check()
 
@@ -90,7 +94,7 @@ class TrainConfig:
         integer("epochs", 1, 100_000)
         integer("batch_size", 2, 65_536)
         number("strength", 0.0, 10.0, " (1 = the preset's magnitudes, 0 = no augmentation)")
-        number("lr", 0.0, 10.0, " (typical: 1e-3 for adamw, 0.3–5 for sgd/lars)", lo_open=True)
+        number("lr", 1e-8, 10.0, " (typical: 1e-3 for adamw, 0.3–5 for sgd/lars)")
         number("weight_decay", 0.0, 1.0, " (typical: 1e-4)")
         number("temperature", 1e-3, 10.0, " (typical: 0.1–0.5); tiny values overflow the loss, huge ones make "
                                           "it constant")
