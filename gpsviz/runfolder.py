@@ -84,7 +84,8 @@ def check_out_dir(path: str | os.PathLike) -> Path:
     except OSError as e:
         raise RunFolderError(f"cannot write in the run folder {p} ({e.strerror or type(e).__name__}); choose a "
                              f"folder you can write to with --out") from None
-    entries = [e for e in p.iterdir() if not (e.name.startswith(".") and e.name.endswith(".tmp"))]
+    entries = [e for e in p.iterdir() if e.name not in (LOCK_NAME, MARKER_NAME)
+               and not (e.name.startswith(".") and e.name.endswith(".tmp"))]
     if entries and not is_gpsviz_run(p):
         shown = ", ".join(sorted(e.name for e in entries)[:5]) + (" …" if len(entries) > 5 else "")
         raise RunFolderError(f"--out {p} is not empty ({shown}) and is not a gpsviz run folder; refusing to write "

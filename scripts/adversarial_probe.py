@@ -40,7 +40,15 @@ class Loss(Exception):
     """Code ran from a data file, or data was lost."""
 
 
+def _too_long(signum, frame):
+    raise Silent("accepted and still running after 60 s (an absurd value was taken at face value)")
+
+
 def classify(fn) -> tuple[str, str]:
+    import signal
+
+    signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(60)
     try:
         fn()
     except GpsvizError as e:
@@ -53,6 +61,8 @@ def classify(fn) -> tuple[str, str]:
         return (CLEAN, "argparse") if e.code == 2 else (TRACE, f"SystemExit {e.code}")
     except Exception as e:  # noqa: BLE001
         return TRACE, f"{type(e).__name__}: {str(e)[:150]}"
+    finally:
+        signal.alarm(0)
     return LEGIT, ""
 
 

@@ -354,3 +354,12 @@ def test_shapes_cache_is_checked_for_what_it_holds(tmp_path):
         big = load_dataset("shapes", "train", root=tmp_path, n=80)
     assert len(small) == 70 and len(big) == 80
     assert len(load_dataset("shapes", "train", root=tmp_path, n=80)) == 80      # rewritten correctly
+
+
+def test_kill_between_lock_and_marker_does_not_orphan_the_folder(tmp_path, tiny):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".gpsviz.lock").write_text("")                     # killed right after taking the lock
+    (out / ".config.json.1234.tmp").write_text("{")
+    train(cfg(epochs=1), out, data=tiny, progress=False)
+    assert (out / "checkpoint.pt").exists() and not list(out.glob(".*.tmp"))
