@@ -24,6 +24,7 @@ from gpsviz.utils import resolve_device
 
 PROBES = ("knn", "linear", "mlp")
 
+
 def extract_features(backbone: nn.Module, dataset_or_images, batch_size: int = 512,
                      device: str | torch.device | None = None) -> torch.Tensor:
     """Backbone features in eval mode. Input: an ImageDataset or uint8 N×C×H×W; output float32 N×d (CPU).
