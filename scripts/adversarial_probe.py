@@ -141,7 +141,7 @@ def main() -> None:
                                                       if "--device" not in extra else base + ["--out", str(out)] + extra,
                                                       sane_run(out))))
     (tmp / "afile").write_text("x")
-    for o in (str(tmp / "afile"), "/proc", "/proc/x", "/dev/null", "/sys/x", "/", str(tmp / "afile" / "sub")):
+    for o in (str(tmp / "afile"), "/proc", "/proc/x", "/dev/null", "/sys/x", str(tmp / "afile" / "sub")):
         cases.append((f"train --out {o}", cli(base + ["--device", "cpu", "--out", o])))
     for argv in (["reproduce", "baselines", "--seeds", "0"], ["reproduce", "baselines", "--seeds", "-1"],
                  ["reproduce", "gps", "--epochs", "0"], ["reproduce", "gps", "--epochs", "-2"],
@@ -316,17 +316,17 @@ def main() -> None:
              "config backbone": lambda c: c["config"].__setitem__("backbone", "nope"),
              "in_channels": lambda c: c.__setitem__("in_channels", 7), "format": lambda c: c.pop("format")}
     for name, edit in edits.items():
-        def edited(name=name, edit=edit):
-            d = tmp / f"edit-{name.replace(' ', '_')}"
+        d = tmp / f"edit-{name.replace(' ', '_')}"
+
+        def edited(d=d, edit=edit):
             shutil.copytree(good_run, d)
             ck = torch.load(d / "checkpoint.pt", weights_only=True)
             edit(ck)
             torch.save(ck, d / "checkpoint.pt")
-            try:
-                evaluate_run(d, probes=["knn"], targets=["label"])
-            finally:
-                cli(base + ["--device", "cpu", "--out", str(d), "--resume", "--epochs", "2"])()
-        cases.append((f"hand-edited checkpoint: {name}", edited))
+            evaluate_run(d, probes=["knn"], targets=["label"])
+        cases.append((f"hand-edited checkpoint, evaluate: {name}", edited))
+        cases.append((f"hand-edited checkpoint, train --resume: {name}",
+                      cli(base + ["--device", "cpu", "--out", str(d), "--resume"])))
     for name, data in (("truncated", None), ("garbage", b"garbage"), ("pickle payload", None)):
         def bad_ck(name=name, data=data):
             d = tmp / f"ck-{name.replace(' ', '_')}"
@@ -349,7 +349,7 @@ def main() -> None:
     for what, fn in cases:
         outcome, detail = classify(fn)
         counts[outcome] += 1
-        if outcome in (TRACE, SILENT, LOSS):
+        if outcome in (TRACE, SILENT, LOSS) or os.environ.get("PROBE_VERBOSE"):
             bad.append(f"  [{outcome}] {what}: {detail}")
     print(f"tried {len(cases)}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print("\n".join(bad))
