@@ -363,3 +363,13 @@ def test_kill_between_lock_and_marker_does_not_orphan_the_folder(tmp_path, tiny)
     (out / ".config.json.1234.tmp").write_text("{")
     train(cfg(epochs=1), out, data=tiny, progress=False)
     assert (out / "checkpoint.pt").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_stale_shapes_cache_temp_files_are_removed(tmp_path):
+    (tmp_path / "shapes").mkdir()
+    old, fresh = tmp_path / "shapes" / ".train-x.pt.abc.tmp", tmp_path / "shapes" / ".train-y.pt.def.tmp"
+    old.write_bytes(b"\0" * 100)
+    fresh.write_bytes(b"\0" * 100)
+    os.utime(old, (0, 0))                          # written by a process killed long ago
+    load_dataset("shapes", "train", root=tmp_path, n=20)
+    assert not old.exists() and fresh.exists()     # a fresh one may belong to a writer still running

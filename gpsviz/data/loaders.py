@@ -116,6 +116,19 @@ def _dataset_from_dict(d: Any, params: dict[str, Any] | None = None) -> ImageDat
                         split=d["split"], name=d["name"], factor_classes=d["factor_classes"], masks=d["masks"])
 
 
+def _remove_stale_temp_files(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Remove ``.*.tmp`` files of cache writes interrupted by a kill (older than an hour: another process may be
+    writing a fresh one right now)."""
+    import time
+
+    for f in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            if time.time() - f.stat().st_mtime > max_age_s:
+                f.unlink()
+        except OSError:
+            pass
+
+
 SHAPES_MAX_N = 2_000_000
 SHAPES_MAX_SIZE = 256
 SHAPES_MAX_BYTES = 4 * 2**30      # images (3 bytes/pixel) + masks (1 byte/pixel)
@@ -164,6 +177,7 @@ def load_shapes(split: str = "train", root: str | Path | None = None, n: int | N
     ds.split = split
     ds.name = shapes_variant_name(clutter, bool(colour_shift), int(size))
     if cache:
+        _remove_stale_temp_files(path.parent)
         try:
             atomic_torch_save({**_dataset_to_dict(ds), "params": params}, path)
         except OSError as e:
