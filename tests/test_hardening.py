@@ -373,3 +373,12 @@ def test_stale_shapes_cache_temp_files_are_removed(tmp_path):
     os.utime(old, (0, 0))                          # written by a process killed long ago
     load_dataset("shapes", "train", root=tmp_path, n=20)
     assert not old.exists() and fresh.exists()     # a fresh one may belong to a writer still running
+
+
+@pytest.mark.parametrize("text,want", [("false", False), ("no", False), ("true", True), (1, True)])
+def test_positive_source_booleans_are_parsed(text, want):
+    from gpsviz.positives.neighbours import NeighbourPositives
+
+    assert NeighbourPositives(prior="pixels", k=3, include_anchor=text).include_anchor is want
+    with pytest.raises(ConfigError, match="include_anchor"):
+        NeighbourPositives(prior="pixels", k=3, include_anchor="maybe")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from gpsviz.errors import ConfigError, DataError
+from gpsviz.utils import parse_bool
 from gpsviz.positives.base import Positives, PositiveSource, pair_group_ids, register_positives
 
 CHOICES = ("uniform", "farthest")
@@ -88,7 +89,9 @@ class NeighbourPositives(PositiveSource):
                               f"embedding, progress, and the options of prior {prior!r}: "
                               f"{sorted(PRIORS[prior].defaults) if prior in PRIORS else []}")
         self.prior, self.prior_options = prior, {**dict(prior_options or {}), **prior_kwargs}
-        self.k, self.include_anchor, self.radius, self.choice = k, bool(include_anchor), radius, choice
+        include_anchor = parse_bool(include_anchor, "neighbours: include_anchor")
+        progress = parse_bool(progress, "neighbours: progress")
+        self.k, self.include_anchor, self.radius, self.choice = k, include_anchor, radius, choice
         self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
         self.root, self.embedding, self.progress = root, embedding, progress
         self.table: torch.Tensor | None = None        # int64 N×K candidate rows (sorted by distance)
