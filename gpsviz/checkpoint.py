@@ -59,7 +59,49 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{p} was not written by gpsviz (expected format {FORMAT!r}); pass a run folder "
                               f"made by `python -m gpsviz train`.")
+    _check_fields(ck, p)
     return ck
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {"model": (dict,), "backbone": (dict,), "optimizer": (dict,),
+                                        "generator": (torch.Tensor,), "epoch": (int,), "history": (list,),
+                                        "config": (dict,), "in_channels": (int,)}
+
+
+def _check_fields(ck: dict[str, Any], p: Path) -> None:
+    """Every field a gpsviz checkpoint holds, with its type (a hand-edited file fails here, not deep in torch)."""
+    for key, types in _FIELDS.items():
+        if key not in ck:
+            raise CheckpointError(f"{p} has no {key!r} entry (hand-edited or damaged checkpoint); use the original "
+                                  f"file or train again")
+        if not isinstance(ck[key], types) or isinstance(ck[key], bool):
+            raise CheckpointError(f"{p}: entry {key!r} is a {type(ck[key]).__name__}, expected "
+                                  f"{'/'.join(t.__name__ for t in types)} (hand-edited or damaged checkpoint)")
+    if ck["epoch"] < 0 or ck["in_channels"] not in (1, 3) or not all(isinstance(r, dict) for r in ck["history"]):
+        raise CheckpointError(f"{p}: epoch={ck['epoch']}, in_channels={ck['in_channels']} or the history rows are "
+                              f"impossible (hand-edited or damaged checkpoint)")
+
+
+def load_state(target: Any, state: Any, path: str | Path, what: str) -> None:
+    """``target.load_state_dict(state)`` (or ``set_state`` for a generator) with a CheckpointError naming the
+    checkpoint when the saved tensors do not fit (missing keys, wrong shapes: a hand-edited or foreign file)."""
+    try:
+        if isinstance(target, torch.Generator):
+            target.set_state(state)
+        else:
+            target.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the saved {what} does not fit this model ({first[:300]}); the checkpoint "
+                              f"was edited or belongs to other settings. Use the original file or train again.") from None
+
+
+def restore(ck: dict[str, Any], path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator) -> None:
+    """Load a checkpoint's model, optimizer and generator states (clear CheckpointError when they do not fit)."""
+    load_state(model, ck["model"], path, "model")
+    load_state(optimizer, ck["optimizer"], path, "optimizer state")
+    load_state(generator, ck["generator"], path, "random generator state")
 
 
 def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -68,6 +110,11 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
 
     ck = load_checkpoint(path)
     cfg = ck["config"]
-    backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"], **(cfg.get("backbone_options") or {}))
-    backbone.load_state_dict(ck["backbone"])
+    if not isinstance(cfg.get("backbone"), str):
+        raise CheckpointError(f"{path}: its config names no backbone (hand-edited or damaged checkpoint)")
+    options = cfg.get("backbone_options") or {}
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{path}: its config's backbone_options is not a dict (hand-edited or damaged)")
+    backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"], **options)
+    load_state(backbone, ck["backbone"], resolve_checkpoint_path(path), "backbone")
     return backbone.to(device).eval(), cfg

@@ -74,9 +74,11 @@ def _print_results(res: dict) -> None:
 
 def _evaluate(a: argparse.Namespace) -> int:
     for run in a.runs:
+        from gpsviz.runfolder import run_dir_of
+
         res = _evaluate_dir(Path(run), a.targets, a.probes, a.device)
         _print_results(res)
-        print(f"wrote {Path(run) / 'results.json'}")
+        print(f"wrote {run_dir_of(run) / 'results.json'}")
     return 0
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from gpsviz.recipes import RECIPES
 
-        if self.recipe not in RECIPES:
+        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError(f"recipe {self.recipe!r} is unknown; choose one of {', '.join(sorted(RECIPES))}")
         recipe = RECIPES[self.recipe]
         unknown = sorted(set(recipe.defaults) - set(DEFAULTS))
@@ -94,9 +95,15 @@ class TrainConfig:
         for k, v in DEFAULTS.items():
             if getattr(self, k) is None:
                 setattr(self, k, recipe.defaults.get(k, v))
+        for name in ("data_options", "backbone_options") + tuple(f"{slot}_options" for slot in SLOT_FIELDS):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name}={getattr(self, name)!r} is impossible: it must be a dict of options, "
+                                  f"e.g. {{'k': 5}}")
         for slot in SLOT_FIELDS:
             if getattr(self, slot) is None:
                 setattr(self, slot, getattr(recipe, slot))
+            if not isinstance(getattr(self, slot), str):
+                raise ConfigError(f"{slot}={getattr(self, slot)!r} is impossible: it must be an ingredient name")
             # the recipe's options apply to the recipe's own choice of the slot, not to one the user swapped in
             base = getattr(recipe, f"{slot}_options") if getattr(self, slot) == getattr(recipe, slot) else {}
             setattr(self, f"{slot}_options", {**base, **dict(getattr(self, f"{slot}_options") or {})})
@@ -107,31 +114,56 @@ class TrainConfig:
             if not cond:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is impossible: {what}")
 
-        from gpsviz.augment import PRESETS
+        def integer(name: str, lo: int, hi: int, what: str = "") -> None:
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, name,
+                 f"it must be an integer in [{lo}, {hi}]{what}")
 
+        def number(name: str, lo: float, hi: float, what: str = "", lo_open: bool = False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+                (lo < v if lo_open else lo <= v) and v <= hi
+            need(ok, name, f"it must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}]{what}")
+
+        from gpsviz.augment import PRESETS
+        from gpsviz.utils import parse_device
+
+        for name in ("recipe", "data", "aug", "backbone", "optimizer", "device"):
+            need(isinstance(getattr(self, name), str), name, "it must be a name (a string)")
         need(self.aug in PRESETS, "aug", f"choose one of {', '.join(PRESETS)}")
-        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "it must be an integer ≥ 1")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "it must be an integer ≥ 2")
-        need(self.strength >= 0, "strength", "it must be ≥ 0")
-        need(self.lr > 0, "lr", "it must be > 0")
-        need(self.weight_decay >= 0, "weight_decay", "it must be ≥ 0")
-        need(self.temperature > 0, "temperature", "it must be > 0")
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "it must lie between 0 and epochs")
-        need(0 < self.momentum_base < 1, "momentum_base", "it must lie in (0, 1)")
+        need(isinstance(self.data_options, dict), "data_options", "it must be a dict of dataset options")
+        need(isinstance(self.positives_options, dict), "positives_options", "it must be a dict")
+        integer("epochs", 1, 100_000)
+        integer("batch_size", 2, 65_536)
+        number("strength", 0.0, 10.0, " (1 = the preset's magnitudes, 0 = no augmentation)")
+        number("lr", 1e-8, 10.0, " (typical: 1e-3 for adamw, 0.3–5 for sgd/lars)")
+        number("weight_decay", 0.0, 1.0, " (typical: 1e-4)")
+        number("temperature", 1e-3, 10.0, " (typical: 0.1–0.5); tiny values overflow the loss, huge ones make "
+                                          "it constant")
+        number("warmup_epochs", 0.0, float(self.epochs) if isinstance(self.epochs, int) else 0.0,
+               " (between 0 and epochs)")
+        number("momentum_base", 0.0, 1.0, " (typical: 0.99–0.999)", lo_open=True)
+        need(self.momentum_base < 1, "momentum_base", "it must be < 1 (1 freezes the target network)")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
-        need(self.proj_hidden >= 1 and self.proj_dim >= 1 and self.pred_hidden >= 1, "proj_dim",
-             "head sizes must be ≥ 1")
+        for name in ("proj_hidden", "proj_dim", "pred_hidden"):
+            integer(name, 1, 65_536, " (head sizes)")
+        integer("knn_k", 1, 10_000)
+        integer("eval_every", 0, 100_000, " (0 = no online kNN)")
+        integer("eval_size", 10, 10_000_000)
+        integer("seed", 0, 2**63 - 1, " (a 64-bit seed)")
         need(self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}")
         need(self.channels_last in (None, True, False), "channels_last", "it must be true, false or None (auto)")
         need(self.sync_bn in (None, True, False), "sync_bn", "it must be true, false or None (auto)")
+        try:
+            if self.device != "auto":
+                parse_device(self.device)
+        except ConfigError:
+            need(False, "device", "use auto, cpu, cuda, cuda:N or mps")
         from gpsviz.recipes import _registries
 
         for slot, reg in _registries().items():
             need(getattr(self, slot) in reg, slot, f"choose one of {', '.join(reg.names())}")
             reg.check_options(getattr(self, slot), getattr(self, f"{slot}_options"), reserved=("in_dim", "cfg"))
-        need(self.knn_k >= 1, "knn_k", "it must be ≥ 1")
-        need(self.eval_every >= 0, "eval_every", "it must be ≥ 0 (0 = no online kNN)")
-        need(self.eval_size >= 10, "eval_size", "it must be ≥ 10")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,7 +21,10 @@ from torch import nn
 
 from gpsviz.errors import DataError
 from gpsviz.features import Features, extract, extract_features  # noqa: F401  (re-exported: train, notebooks)
+from gpsviz.runfolder import merge_results, run_dir_of
 from gpsviz.utils import resolve_device
+
+PROBES = ("knn", "linear", "mlp")
 
 
 def _check_split(train: Features, test: Features) -> None:
@@ -180,14 +183,20 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     from gpsviz.checkpoint import load_backbone
     from gpsviz.recipes import TrainConfig
     from gpsviz.runs import load_data
-    from gpsviz.utils import atomic_write_json
 
-    run_dir = Path(run_dir)
+    run_dir = run_dir_of(run_dir)             # a checkpoint file → its run folder
+    bad = [p for p in probes if p not in PROBES]
+    if bad:
+        raise DataError(f"unknown probe(s) {', '.join(map(repr, bad))}; choose from {', '.join(PROBES)}")
     backbone, cfg_dict = load_backbone(run_dir, device=resolve_device(device) if device else "cpu")
     cfg = TrainConfig.from_dict(cfg_dict)
     train_ds, test_ds = data if data is not None else load_data(cfg)
     if targets is None:
         targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
+    unknown = [t for t in targets if t not in (*train_ds.target_names(), "class", "shape")]
+    if unknown:
+        raise DataError(f"{cfg.data} has no target {', '.join(map(repr, unknown))}; choose from "
+                        f"{', '.join(train_ds.target_names())}")
     tr, te = extract(backbone, train_ds), extract(backbone, test_ds)
     results: dict[str, Any] = {"run": str(run_dir), "recipe": cfg.recipe, "aug": cfg.aug, "seed": cfg.seed,
                                "data": cfg.data}
@@ -202,5 +211,5 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
             else:
                 raise DataError(f"unknown probe {p!r}; choose from knn, linear, mlp")
     if write:
-        atomic_write_json(run_dir / "results.json", results)
+        merge_results(run_dir, results)      # keeps other targets/probes of earlier evaluations
     return results

@@ -114,7 +114,7 @@ def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str |
     data = FULL_DATA.get(cell.data, cell.data) if scale == "full" else cell.data
     base = dict(s["fmnist"] if cell.data == "fashion-mnist" else s["common"])
     fields = {**base, **cell.overrides, "recipe": cell.recipe, "aug": cell.aug, "data": data, "seed": seed,
-              "epochs": epochs or s["epochs"]}
+              "epochs": s["epochs"] if epochs is None else epochs}
     if data != cell.data and "positives_options" in fields:          # full scale: the real dataset's prior
         fields["positives_options"] = {**fields["positives_options"], "prior": GPS_PRIOR.get(data, "pca")}
     if device:
@@ -196,7 +196,12 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
     if isinstance(datasets, str):
         datasets = [d for d in datasets.split(",") if d]
     out = Path(out) if out else data_root() / "reproduce" / f"{experiment}-{scale}"
-    n_seeds = seeds or SCALES[scale]["seeds"]
+    n_seeds = SCALES[scale]["seeds"] if seeds is None else seeds
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= 1000:
+        raise ConfigError(f"seeds={seeds!r} is impossible: the number of seeds must be an integer in [1, 1000]")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 100_000):
+        raise ConfigError(f"epochs={epochs!r} is impossible: it must be an integer in [1, 100000] (or omit it "
+                          f"for the scale's default)")
     cells = experiment_cells(experiment, datasets)
     rows = []
     t0 = time.perf_counter()

@@ -14,8 +14,7 @@ saved in each checkpoint, so a resumed run ends with exactly the weights of an u
 """
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -29,13 +28,14 @@ from gpsviz.batch import Batch
 from torch import nn
 
 from gpsviz.callbacks import Callback, LambdaCallback
-from gpsviz.checkpoint import load_checkpoint, save_checkpoint
+from gpsviz.checkpoint import load_checkpoint, load_state, restore, save_checkpoint
 from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.hardware import autocast, pick_layout, resolve_precision
 from gpsviz.models.ssl import SSLModel, cosine_momentum
 from gpsviz.optim import build_optimizer, lr_at
 from gpsviz.recipes import build_ingredients
+from gpsviz.runfolder import history_csv, repair_history, run_folder
 from gpsviz.step import ssl_step
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, resolve_device
 
@@ -67,11 +67,7 @@ class Run:
 
 
 def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(history)
-    atomic_write_bytes(out_dir / "history.csv", buf.getvalue().encode())
+    atomic_write_bytes(out_dir / "history.csv", history_csv(history, HISTORY_FIELDS))
 
 
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
@@ -102,10 +98,10 @@ class _Loop:
     def __init__(self, cfg: TrainConfig, out_dir: Path, data: tuple[Any, Any], callbacks: list[Callback]) -> None:
         self.cfg, self.out_dir, self.callbacks = cfg, out_dir, callbacks
         self.train_ds, self.test_ds = data
+        self.device = resolve_device(D.setup(cfg.device))
         if cfg.batch_size > len(self.train_ds):
             raise ConfigError(f"batch_size={cfg.batch_size} is larger than the training data ({len(self.train_ds)} "
                               f"images); use --batch-size ≤ {len(self.train_ds)}")
-        self.device = resolve_device(D.setup(cfg.device))
         self.dtype = resolve_precision(cfg.precision, self.device)
         self.channels_last = pick_layout(self.device, self.dtype, cfg.channels_last)
         torch.manual_seed(cfg.seed)  # model initialisation
@@ -142,13 +138,13 @@ class _Loop:
         if ck["config"] != self.cfg.to_dict():
             raise ConfigError(f"{self.ckpt_path} was written with a different config; resume with the same "
                               f"options or use a new --out folder")
-        self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.gen.set_state(ck["generator"])
+        restore(ck, self.ckpt_path, self.model, self.opt, self.gen)
         self.history = list(ck["history"])
+        if D.is_main():
+            repair_history(self.out_dir, self.history, HISTORY_FIELDS)
         self.start_epoch = int(ck["epoch"])
         if ck.get("positives") and hasattr(self.positives, "load_state_dict"):
-            self.positives.load_state_dict(ck["positives"])
+            load_state(self.positives, ck["positives"], self.ckpt_path, "positives table")
             return True
         return False
 
@@ -240,11 +236,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     ``cfg.data``. ``callbacks``: :class:`~gpsviz.callbacks.Callback` objects (``on_step(batch, outputs)``,
     ``on_epoch(row)``); ``on_epoch`` is a shortcut for a plain function. ``stop_after`` stops after that many
     epochs of this call (used to test resume). Returns the :class:`Run`.
+    The run folder is validated and locked for the whole run by the writing process (see
+    :mod:`gpsviz.runfolder`).
     """
+    D.setup(cfg.device)
+    with run_folder(out_dir, resume=resume) if D.is_main() else contextlib.nullcontext():
+        return _train(cfg, Path(out_dir), resume, progress, data, list(callbacks) + (
+            [LambdaCallback(on_epoch=on_epoch)] if on_epoch is not None else []), stop_after)
+
+
+def _train(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool, data: tuple[Any, Any] | None,
+           cbs: list[Callback], stop_after: int | None) -> Run:
     from tqdm.auto import tqdm
 
-    out_dir = Path(out_dir)
-    cbs = list(callbacks) + ([LambdaCallback(on_epoch=on_epoch)] if on_epoch is not None else [])
     if data is None:
         from gpsviz.data import load_splits
 

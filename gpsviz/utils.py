@@ -20,11 +20,70 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """A device name → ``torch.device`` without checking availability; ``ConfigError`` for names that are not
+    ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    from gpsviz.errors import ConfigError
+
+    try:
+        d = device if isinstance(device, torch.device) else torch.device(str(device).strip())
+    except (RuntimeError, ValueError, TypeError):
+        d = None
+    if d is None or d.type not in DEVICE_TYPES:
+        raise ConfigError(f"device {str(device)!r} is not a training device; use auto, cpu, cuda, cuda:N or mps")
+    return d
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"`` -> :func:`default_device`; anything else -> ``torch.device(device)``."""
+    """``None`` or ``"auto"`` -> :func:`default_device`; otherwise the named device, checked to exist on this
+    machine (``ConfigError`` naming what is available otherwise)."""
+    from gpsviz.errors import ConfigError
+
     if device is None or device == "auto":
         return default_device()
-    return torch.device(device)
+    d = parse_device(device)
+    mps = getattr(torch.backends, "mps", None)
+    here = ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+                      if torch.cuda.is_available() else []) + (["mps"] if mps is not None and mps.is_available() else [])
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu "
+                              f"(or auto). Available: {', '.join(here)}")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                              f"available: {', '.join(here)}")
+    if d.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError(f"device {str(device)!r}: Apple MPS is not available on this machine; use --device cpu "
+                          f"(or auto). Available: {', '.join(here)}")
+    if d.type == "cpu" and d.index not in (None, 0):
+        raise ConfigError(f"device {str(device)!r}: use cpu")
+    return d
+
+
+_TRUE = ("true", "yes", "1", "on")
+_FALSE = ("false", "no", "0", "off")
+
+
+def parse_bool(value: object, name: str) -> bool:
+    """True/False from a bool, 0/1, or the strings true/false/yes/no/on/off/1/0 (any case); else ConfigError.
+
+    Never ``bool(str)``: the string ``"false"`` is False here."""
+    from gpsviz.errors import ConfigError
+
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+    raise ConfigError(f"{name}={value!r} is not a boolean; use true/false (also yes/no, 1/0)")
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

@@ -313,7 +313,7 @@ def test_offline_download_errors_are_fast_and_helpful(offline):
 
 
 # ----------------------------------------------------------------------------------------------------- folders
-def _png(path: Path, colour, size=(8, 6), mode="RGB") -> None:
+def _png(path: Path, colour, size=(10, 8), mode="RGB") -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,12 +326,12 @@ def test_from_folder(tmp_path):
     _png(tmp_path / "pics" / "a_class" / "2.PNG", (0, 255, 0))
     ds = from_folder(tmp_path / "pics")
     assert ds.classes == ["a_class", "b_class"] and ds.labels.tolist() == [0, 0, 1]
-    assert ds.images.shape == (3, 3, 6, 8) and ds.images[0, :, 0, 0].tolist() == [255, 0, 0]
-    assert from_folder(tmp_path / "pics", size=4).images.shape == (3, 3, 4, 4)
+    assert ds.images.shape == (3, 3, 8, 10) and ds.images[0, :, 0, 0].tolist() == [255, 0, 0]
+    assert from_folder(tmp_path / "pics", size=8).images.shape == (3, 3, 8, 8)
     _png(tmp_path / "grey" / "x" / "1.png", 128, mode="L")
     _png(tmp_path / "grey" / "y" / "1.png", 7, mode="L")
     g = load_dataset("folder", "test", path=tmp_path / "grey")
-    assert g.images.shape == (2, 1, 6, 8) and g.images[1, 0, 0, 0] == 7 and g.split == "test"
+    assert g.images.shape == (2, 1, 8, 10) and g.images[1, 0, 0, 0] == 7 and g.split == "test"
     _png(tmp_path / "split" / "test" / "k" / "1.png", (1, 2, 3))
     assert load_dataset("folder", "test", path=tmp_path / "split").classes == ["k"]
 
@@ -356,16 +356,18 @@ def test_from_folder_errors(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------ arrays
 def test_from_arrays_valid_forms():
-    u = np.random.default_rng(0).integers(0, 256, (5, 6, 7), dtype=np.uint8)
-    assert from_arrays(u).images.shape == (5, 1, 6, 7)
+    u = np.random.default_rng(0).integers(0, 256, (5, 8, 9), dtype=np.uint8)
+    assert from_arrays(u).images.shape == (5, 1, 8, 9)
     assert torch.equal(from_arrays(u[..., None]).images[:, 0], torch.from_numpy(u))
     rgb = np.stack([u, u // 2, u // 3], -1)
     d = from_arrays(torch.from_numpy(rgb), labels=[0, 1, 2, 1, 0], classes=["a", "b", "c"], name="mine")
-    assert d.images.shape == (5, 3, 6, 7) and d.images[0, 1, 0, 0] == rgb[0, 0, 0, 1] and d.name == "mine"
+    assert d.images.shape == (5, 3, 8, 9) and d.images[0, 1, 0, 0] == rgb[0, 0, 0, 1] and d.name == "mine"
     assert d.labels.dtype == torch.int64 and d.classes == ["a", "b", "c"]
     assert torch.equal(from_arrays(rgb.transpose(0, 3, 1, 2)).images, d.images)  # N×C×H×W also accepted
-    f = from_arrays(np.array([[[0.0, 1.0], [0.5, 0.2]]], dtype=np.float32))
-    assert f.images.flatten().tolist() == [0, 255, 128, 51]
+    fl = np.zeros((1, 8, 8), dtype=np.float32)
+    fl[0, 0, :4] = [0.0, 1.0, 0.5, 0.2]
+    f = from_arrays(fl)
+    assert f.images.flatten()[:4].tolist() == [0, 255, 128, 51]
     nolab = from_arrays(u)
     assert nolab.labels.tolist() == [0] * 5 and nolab.classes == ["unlabelled"]
     assert from_arrays(u, labels=np.array([0, 3, 1, 1, 0])).classes == ["0", "1", "2", "3"]
@@ -383,12 +385,12 @@ def test_from_arrays_valid_forms():
     (np.full((2, 6, 6), -0.1), None, None, r"\[0, 1\]"),
     (np.full((2, 6, 6), np.nan), None, None, "NaN"),
     (np.zeros((0, 6, 6), np.uint8), None, None, "no images"),
-    (np.zeros((3, 6, 6), np.uint8), [0, 1], None, "length 3.*shape \\(2,\\)"),
-    (np.zeros((2, 6, 6), np.uint8), np.zeros((2, 1), int), None, "1-D"),
-    (np.zeros((2, 6, 6), np.uint8), [0.0, 1.0], None, "integers.*float"),
-    (np.zeros((2, 6, 6), np.uint8), [0, 3], ["a", "b"], "label 3 is out of range for 2 classes"),
-    (np.zeros((2, 6, 6), np.uint8), [0, -2], None, "-1"),
-    (np.zeros((2, 6, 6), np.uint8), None, ["a"], "classes were given but labels"),
+    (np.zeros((3, 8, 8), np.uint8), [0, 1], None, "length 3.*shape \\(2,\\)"),
+    (np.zeros((2, 8, 8), np.uint8), np.zeros((2, 1), int), None, "1-D"),
+    (np.zeros((2, 8, 8), np.uint8), [0.0, 1.0], None, "integers.*float"),
+    (np.zeros((2, 8, 8), np.uint8), [0, 3], ["a", "b"], "label 3 is out of range for 2 classes"),
+    (np.zeros((2, 8, 8), np.uint8), [0, -2], None, "-1"),
+    (np.zeros((2, 8, 8), np.uint8), None, ["a"], "classes were given but labels"),
 ])
 def test_from_arrays_errors(images, labels, classes, pattern):
     with pytest.raises(DataError, match=pattern):

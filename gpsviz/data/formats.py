@@ -164,13 +164,64 @@ CIFAR_SPECS = {
 }
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` restricted to str → bytes with latin-1 (what pickle protocol 2 uses for bytes)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refused: only latin-1 byte strings occur in a CIFAR batch")
+    return text.encode("latin-1")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what a CIFAR batch holds: dicts, lists, tuples, str/bytes, numbers and
+    numpy arrays. Every other global (``os.system``, ``builtins.eval``, any ``__reduce__`` payload) is refused
+    before it is called, so no code from the file runs."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"), ("builtins", "object"),
+        ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),   # arrays, protocol 5
+        ("_codecs", "encode"),          # how Python 3 pickles bytes at protocol ≤ 2 (latin-1 only, see below)
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, "
+                                         f"strings, numbers and numpy arrays")
+        if module == "_codecs":
+            return _latin1_encode
+        if module in ("copy_reg", "copyreg"):
+            import copyreg
+            return copyreg._reconstructor
+        if module in ("__builtin__", "builtins"):
+            return object
+        if name == "ndarray":
+            return np.ndarray
+        if name == "dtype":
+            return np.dtype
+        import importlib
+
+        try:
+            mod = importlib.import_module(module.replace("numpy.core.", "numpy._core."))
+        except ImportError:  # numpy < 2
+            mod = importlib.import_module(module.replace("numpy._core.", "numpy.core."))
+        return getattr(mod, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refused: persistent ids do not occur in a CIFAR batch")
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
-    """Load one CIFAR python pickle with its keys as str. Unreadable → DataError naming the file."""
+    """Load one CIFAR python pickle with its keys as str, through :class:`_CifarUnpickler` (no code runs).
+    Unreadable, foreign or malicious → DataError naming the file."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except Exception as e:  # noqa: BLE001 - truncated / not a pickle
-        raise DataError(f"cannot read CIFAR batch {path}: {type(e).__name__}: {e} (corrupt file: replace it)") from e
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - truncated / not a pickle / refused global
+        raise DataError(f"cannot read CIFAR batch {path}: {type(e).__name__}: {e} (corrupt or foreign file: "
+                        f"replace it with the original from the CIFAR archive)") from None
     if not isinstance(d, dict):
         raise DataError(f"{path} is not a CIFAR batch (expected a pickled dict, got {type(d).__name__})")
     return {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in d.items()}

@@ -28,7 +28,7 @@ from gpsviz.data.core import ImageDataset
 from gpsviz.data.local import from_arrays, from_folder
 from gpsviz.data.shapes import make_shapes
 from gpsviz.errors import DataError
-from gpsviz.utils import atomic_torch_save, data_root
+from gpsviz.utils import atomic_torch_save, data_root, parse_bool
 
 SHAPES_CACHE_VERSION = 1
 SHAPES_DEFAULT_N = {"train": 10000, "test": 2000}
@@ -100,11 +100,60 @@ def _dataset_to_dict(ds: ImageDataset) -> dict[str, Any]:
             "name": ds.name, "factor_classes": {k: list(v) for k, v in ds.factor_classes.items()}, "masks": ds.masks}
 
 
-def _dataset_from_dict(d: Any) -> ImageDataset:
+def _dataset_from_dict(d: Any, params: dict[str, Any] | None = None) -> ImageDataset:
+    """Rebuild a cached dataset; with ``params`` the cache must record exactly these generation options and
+    hold that many images of that size (a copied or renamed cache file is not trusted by its name)."""
     if not isinstance(d, dict) or d.get("format") != "gpsviz-imagedataset" or d.get("version") != SHAPES_CACHE_VERSION:
         raise DataError("not a gpsviz dataset cache of this version")
+    if params is not None:
+        if d.get("params") != params:
+            raise DataError(f"the cache holds {d.get('params')}, not {params}")
+        images = d.get("images")
+        want = (params["n"], 3, params["size"], params["size"])
+        if not isinstance(images, torch.Tensor) or tuple(images.shape) != want:
+            raise DataError(f"the cache holds images of shape {tuple(getattr(images, 'shape', ()))}, not {want}")
     return ImageDataset(images=d["images"], labels=d["labels"], classes=d["classes"], factors=d["factors"],
                         split=d["split"], name=d["name"], factor_classes=d["factor_classes"], masks=d["masks"])
+
+
+def _remove_stale_temp_files(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Remove ``.*.tmp`` files of cache writes interrupted by a kill (older than an hour: another process may be
+    writing a fresh one right now)."""
+    import time
+
+    for f in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            if time.time() - f.stat().st_mtime > max_age_s:
+                f.unlink()
+        except OSError:
+            pass
+
+
+SHAPES_MAX_N = 2_000_000
+SHAPES_MAX_SIZE = 256
+SHAPES_MAX_BYTES = 4 * 2**30      # images (3 bytes/pixel) + masks (1 byte/pixel)
+
+
+def _shapes_options(split: str, n: Any, seed: Any, clutter: Any, colour_shift: Any, size: Any,
+                    cache: Any) -> tuple[int, int, float, bool, int, bool]:
+    """Validate the shapes options (types and ranges; booleans parsed, never ``bool("false")``)."""
+    def integer(name: str, v: Any, lo: int, hi: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise DataError(f"shapes: option {name}={v!r} must be an integer in [{lo}, {hi}]")
+        return int(v)
+
+    n = integer("n", SHAPES_DEFAULT_N[split] if n is None else n, 1, SHAPES_MAX_N)
+    seed = integer("seed", seed, 0, 2**63 - 1)
+    size = integer("size", size, 16, SHAPES_MAX_SIZE)
+    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or not math.isfinite(clutter) \
+            or not 0 <= clutter <= 10:
+        raise DataError(f"shapes: option clutter={clutter!r} must be a number in [0, 10] (e.g. 0.5)")
+    colour_shift = parse_bool(colour_shift, "shapes: option colour_shift")
+    cache = parse_bool(cache, "shapes: option cache")
+    if n * size * size * 4 > SHAPES_MAX_BYTES:
+        raise DataError(f"shapes: n={n} images of {size}×{size} need {n * size * size * 4 / 2**30:.1f} GiB; the "
+                        f"limit is {SHAPES_MAX_BYTES / 2**30:.0f} GiB: lower n or size")
+    return n, seed, float(clutter), colour_shift, size, cache
 
 
 def load_shapes(split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,
@@ -115,23 +164,22 @@ def load_shapes(split: str = "train", root: str | Path | None = None, n: int | N
     A cache file that cannot be read is regenerated (with a warning), never a crash.
     Returns ``ImageDataset`` (images uint8 n×3×size×size, labels int64 n, factors, masks bool n×size×size).
     """
-    n = SHAPES_DEFAULT_N[split] if n is None else int(n)
-    clutter = float(clutter)
-    if not math.isfinite(clutter) or clutter < 0:
-        raise DataError(f"shapes: clutter must be a finite number ≥ 0, got {clutter}")
-    path = shapes_cache_path(data_root(root), split, n, int(seed), clutter, bool(colour_shift), int(size))
+    n, seed, clutter, colour_shift, size, cache = _shapes_options(split, n, seed, clutter, colour_shift, size, cache)
+    path = shapes_cache_path(data_root(root), split, n, seed, clutter, colour_shift, size)
+    params = dict(split=split, n=n, seed=seed, clutter=clutter, colour_shift=colour_shift, size=size)
     if cache and path.is_file():
         try:
-            return _dataset_from_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return _dataset_from_dict(torch.load(path, map_location="cpu", weights_only=True), params)
         except Exception as e:  # noqa: BLE001 - any unreadable cache is simply rebuilt
-            warnings.warn(f"shapes cache {path} is unreadable ({type(e).__name__}: {e}); regenerating it", stacklevel=2)
+            warnings.warn(f"shapes cache {path} cannot be used ({type(e).__name__}: {e}); regenerating it", stacklevel=2)
     ds = make_shapes(n, seed=shapes_split_seed(int(seed), split), clutter=clutter, colour_shift=bool(colour_shift),
                      size=int(size))
     ds.split = split
     ds.name = shapes_variant_name(clutter, bool(colour_shift), int(size))
     if cache:
+        _remove_stale_temp_files(path.parent)
         try:
-            atomic_torch_save(_dataset_to_dict(ds), path)
+            atomic_torch_save({**_dataset_to_dict(ds), "params": params}, path)
         except OSError as e:
             warnings.warn(f"could not write the shapes cache {path} ({e}); continuing without it", stacklevel=2)
     return ds

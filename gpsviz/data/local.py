@@ -12,7 +12,28 @@ from gpsviz.data.core import ImageDataset
 from gpsviz.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")   # more than 8 bits per pixel (one channel)
+MIN_IMAGE_SIZE = 8      # the smallest side every backbone accepts (SmallCNN: stride 2 and two 2×2 max-pools)
+MAX_CLASSES = 100_000   # labels are class indices; a label of 10**7 means unmapped ids, not ten million classes
+
+
+def _to_8bit(pic: Any) -> Any:
+    """A PIL image with more than 8 bits per pixel (16-bit PNG: mode I;16 or I, float TIFF: F) → mode "L",
+    scaled by its bit depth (65535 → 255), not clipped; other images are returned unchanged."""
+    from PIL import Image
+
+    if pic.mode not in _WIDE_MODES:
+        return pic
+    a = np.asarray(pic).astype(np.float64)
+    if pic.mode == "F":
+        top = 1.0 if a.size == 0 or float(np.nanmax(a)) <= 1.0 else 65535.0
+    elif pic.mode.startswith("I;16") or pic.format == "PNG" or a.size == 0 or float(a.max()) <= 65535:
+        top = 65535.0                   # PNG holds at most 16 bits per sample; mode I from a PNG is 16-bit
+    else:
+        top = 4294967295.0
+    a = np.nan_to_num(a, nan=0.0)
+    return Image.fromarray(np.clip(np.rint(a / top * 255.0), 0, 255).astype(np.uint8), "L")
 
 
 def _as_tensor(x: Any, what: str) -> torch.Tensor:
@@ -67,6 +88,9 @@ def _images_to_nchw(x: torch.Tensor, name: str) -> torch.Tensor:
         raise DataError(f"{name}: images must be uint8 (0..255) or float in [0, 1]; got dtype "
                         f"{str(x.dtype).replace('torch.', '')} (if the values are 0..255 convert with "
                         f".astype(np.uint8))")
+    if x.shape[1] < MIN_IMAGE_SIZE or x.shape[2] < MIN_IMAGE_SIZE:
+        raise DataError(f"{name}: images of {x.shape[1]}×{x.shape[2]} pixels are too small for the backbones; the "
+                        f"minimum is {MIN_IMAGE_SIZE}×{MIN_IMAGE_SIZE} (upsample them first)")
     return x.permute(0, 3, 1, 2).contiguous()
 
 
@@ -102,6 +126,9 @@ def from_arrays(images: Any, labels: Any = None, classes: Sequence[str] | None =
     if bool((y < -1).any()):
         raise DataError(f"{name}: labels must be class indices ≥ 0 (or -1 for unknown); found {int(y.min())}")
     top = int(y.max())
+    if top >= MAX_CLASSES:
+        raise DataError(f"{name}: label {top} would mean {top + 1} classes (at most {MAX_CLASSES}); labels must be "
+                        f"class indices 0..K-1: remap ids with np.unique(labels, return_inverse=True)[1]")
     if classes is None:
         classes = [str(i) for i in range(top + 1)] or ["unlabelled"]
     else:
@@ -116,12 +143,15 @@ def _parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """``None`` | int | (h, w) → ``None`` | (h, w)."""
     if size is None:
         return None
-    if isinstance(size, (int, np.integer)) and size > 0:
+    def ok(s: Any) -> bool:
+        return isinstance(s, (int, np.integer)) and not isinstance(s, bool) and MIN_IMAGE_SIZE <= s <= 1024
+
+    if ok(size):
         return int(size), int(size)
-    if isinstance(size, (tuple, list)) and len(size) == 2 and all(
-            isinstance(s, (int, np.integer)) and s > 0 for s in size):
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(ok(s) for s in size):
         return int(size[0]), int(size[1])
-    raise DataError(f"size must be a positive int or a (height, width) pair, got {size!r}")
+    raise DataError(f"size must be an int or a (height, width) pair of ints in [{MIN_IMAGE_SIZE}, 1024], "
+                    f"got {size!r}")
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -166,7 +196,8 @@ def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None
         try:
             with Image.open(f) as im:
                 im.load()
-                pic = im.copy()
+                pic = _to_8bit(im)
+                pic = pic.copy() if pic is im else pic
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             raise DataError(f"cannot read image {f}: {e} (remove or replace this file)") from e
         grey = grey and pic.mode in _GREY_MODES
@@ -175,6 +206,9 @@ def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None
     if target is None:
         w, h = pics[0].size
         target = (h, w)
+        if min(target) < MIN_IMAGE_SIZE:
+            raise DataError(f"images in {root} are {w}×{h} pixels, smaller than the minimum "
+                            f"{MIN_IMAGE_SIZE}×{MIN_IMAGE_SIZE}; pass size=32 (or another size) to resize them")
     arrays = []
     for (f, _), pic in zip(entries, pics):
         pic = pic.convert(mode)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from gpsviz.errors import ConfigError, DataError
+from gpsviz.utils import parse_bool
 from gpsviz.positives.base import Positives, PositiveSource, pair_group_ids, register_positives
 
 CHOICES = ("uniform", "farthest")
@@ -88,7 +89,9 @@ class NeighbourPositives(PositiveSource):
                               f"embedding, progress, and the options of prior {prior!r}: "
                               f"{sorted(PRIORS[prior].defaults) if prior in PRIORS else []}")
         self.prior, self.prior_options = prior, {**dict(prior_options or {}), **prior_kwargs}
-        self.k, self.include_anchor, self.radius, self.choice = k, bool(include_anchor), radius, choice
+        include_anchor = parse_bool(include_anchor, "neighbours: include_anchor")
+        progress = parse_bool(progress, "neighbours: progress")
+        self.k, self.include_anchor, self.radius, self.choice = k, include_anchor, radius, choice
         self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
         self.root, self.embedding, self.progress = root, embedding, progress
         self.table: torch.Tensor | None = None        # int64 N×K candidate rows (sorted by distance)
@@ -139,6 +142,9 @@ class NeighbourPositives(PositiveSource):
         k_search = max(k_others, self.adaptive_k if adaptive else 0)
         if n < 2 and k_search > 0:
             raise DataError(f"neighbours: need at least 2 images to find neighbours, got {n}")
+        if k_others > n - 1:
+            raise ConfigError(f"neighbours: k={self.k} asks for {k_others} neighbours per image but the data has only "
+                              f"{n} images ({n - 1} others); use k ≤ {n - 1 + (1 if self.include_anchor else 0)}")
         k_search = min(k_search, n - 1)
         k_others = min(k_others, k_search)
         if k_search > 0:
