@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="simclr")
     t.add_argument("--data", default="shapes")
     t.add_argument("--data-opt", action="append", metavar="KEY=VALUE", help="dataset option, e.g. n=2000")
-    t.add_argument("--aug", default="strong", help="augmentation preset: none, weak, strong")
+    t.add_argument("--aug", default="strong", help="augmentation preset: none, weak, strong, simclr, gps-strong")
     t.add_argument("--strength", type=float)
     t.add_argument("--backbone")
     t.add_argument("--epochs", type=int, default=30)

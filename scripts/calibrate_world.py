@@ -7,7 +7,9 @@ overrides of the default world variant and of an augmentation preset, so a row c
     ... --world '{"scale_range": [0.25, 0.4]}' --preset '{"hue": 0.5}' --temperature 0.1 --epochs 20
 
 Rows are appended to ``--log`` (default ``data/calibrate_world.md``) as a Markdown table row:
-``| label | recipe | aug | settings | shape % | colour % | train s | total s |``.
+``| label | recipe | aug | settings | shape % | colour % | train wall s | train CPU s | total wall s |``
+(CPU s = process CPU time of all threads: on a shared machine the wall time depends on the load, the CPU time
+much less).
 ``--floors`` prints the raw-pixel and random-init probes of the same data instead of training.
 """
 from __future__ import annotations
@@ -43,7 +45,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--backbone-width", type=int, default=None, help="small-cnn width (patched in for this run)")
     ap.add_argument("--floors", action="store_true", help="probe raw pixels and a random-init backbone instead")
+    ap.add_argument("--cfg", default="{}", help="JSON of further TrainConfig fields (e.g. momentum_base)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--extra", default="", help="more probe targets, comma-separated (e.g. bg_kind,position): "
+                                                "appended to the row as 'target=acc'")
     ap.add_argument("--log", default="data/calibrate_world.md")
     a = ap.parse_args(argv)
     if a.threads:
@@ -80,9 +85,10 @@ def main(argv: list[str] | None = None) -> dict:
                  ("strength", a.strength)):
         if v is not None:
             fields[k] = v
+    fields.update(json.loads(a.cfg))
     cfg = TrainConfig(**fields)
 
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     rows = []
     if a.floors:
         from gpsviz.models import build_backbone
@@ -93,22 +99,27 @@ def main(argv: list[str] | None = None) -> dict:
         probes["random init"] = (extract(rnd, tr, device="cpu"), extract(rnd, te, device="cpu"))
         for name, (ftr, fte) in probes.items():
             rows.append((name, linear_probe(ftr, fte, "label")["test_acc"], linear_probe(ftr, fte, "colour")["test_acc"]))
-        t_train = 0.0
+        t_train = cpu_train = 0.0
     else:
         with tempfile.TemporaryDirectory() as d:
             run = train(cfg, d, data=(tr, te), progress=False)
             t_train = time.perf_counter() - t1
+            cpu_train = time.process_time() - c1
             bb = run.model.backbone.eval()
             ftr, fte = extract(bb, tr, device="cpu"), extract(bb, te, device="cpu")
         rows.append((a.label, linear_probe(ftr, fte, "label")["test_acc"], linear_probe(ftr, fte, "colour")["test_acc"]))
+    extra = ""
+    if a.extra and not a.floors:
+        extra = " " + " ".join(f"{t}={100 * linear_probe(ftr, fte, t)['test_acc']:.1f}" for t in a.extra.split(",")) + " |"
     total = time.perf_counter() - t0
     settings = {k: v for k, v in dict(world=world, preset=preset, epochs=cfg.epochs, batch=cfg.batch_size, lr=cfg.lr,
                                       tau=cfg.temperature, strength=cfg.strength, n=a.n, seed=a.seed,
-                                      width=a.backbone_width, variant=a.variant).items() if v not in ({}, None)}
+                                      width=a.backbone_width, variant=a.variant, cfg=json.loads(a.cfg)).items()
+                if v not in ({}, None)}
     out = []
     for label, shape_acc, colour_acc in rows:
         line = (f"| {label} | {a.recipe} | {a.aug} | `{json.dumps(settings)}` | {100 * shape_acc:.1f} | "
-                f"{100 * colour_acc:.1f} | {t_train:.0f} | {total:.0f} |")
+                f"{100 * colour_acc:.1f} | {t_train:.0f} | {cpu_train:.0f} | {total:.0f} |{extra}")
         print(line, flush=True)
         out.append(line)
     log = Path(a.log)

@@ -1,6 +1,16 @@
 """The procedural shapes world: 10 shape classes with known generative factors, generated vectorised in torch.
 
 Every image holds one object (the label) drawn over a background, optionally with distractors (``clutter``).
+Two named worlds (``variant``, :data:`WORLD_VARIANTS`):
+
+- ``"plain"`` (default): plain, nearly grey backgrounds (saturation 0–0.25) and larger objects (radius 0.22–0.33
+  of the side). Built so that, under the default ``strong`` augmentation, the object's shape is the cheapest cue
+  that tells two images apart: SimCLR learns shape here.
+- ``"textured"``: the shortcut world (the default before 2026-11-25; same seed ⇒ same images): plain, gradient,
+  stripes or noise backgrounds with their own colour, smaller objects (radius 0.16–0.28). A background pattern
+  identifies its image and survives cropping and colour jitter, so instance discrimination uses it instead of
+  shape (feature suppression).
+
 Coordinates are continuous pixel units: pixel ``j`` covers ``[j, j+1)``, its centre is ``j + 0.5``; ``x`` runs
 left→right, ``y`` top→bottom.
 
@@ -8,12 +18,13 @@ Recorded per image (all N-long tensors in ``ImageDataset.factors``):
 
 =================  =======  ==============================================================================
 ``colour``         int64    foreground hue bin (names in ``factor_classes["colour"]``)
-``bg_kind``        int64    background kind (plain / gradient / stripes / noise; other kinds if shifted)
+``bg_kind``        int64    background kind (plain / gradient / stripes / noise; other kinds if shifted;
+                            always plain in the "plain" world)
 ``bg_colour``      int64    background hue bin (always ≥ 2 bins away from ``colour``: contrast)
 ``position``       int64    3×3 grid cell of the object centre, ``row * 3 + col`` ("top-left" ... "bottom-right")
 ``n_distractors``  int64    number of distractor blobs / line fragments
 ``pos_x, pos_y``   float32  object centre in pixels
-``scale``          float32  object radius as a fraction of the image side (0.16 – 0.28)
+``scale``          float32  object radius as a fraction of the image side (plain 0.22–0.33, textured 0.16–0.28)
 ``rotation``       float32  degrees in [0, 360)
 ``box_x0 … y1``    float32  pixel box of the object mask: columns ``[box_x0, box_x1)``, rows ``[box_y0, box_y1)``
 =================  =======  ==============================================================================
@@ -68,8 +79,8 @@ class WorldVariant:
 #: Named worlds. ``plain`` is the default (the textbook lesson: with strong augmentation SimCLR learns shape);
 #: ``textured`` is the shortcut world (feature suppression: SimCLR learns colour and background, not shape).
 WORLD_VARIANTS: dict[str, WorldVariant] = {
-    "plain": WorldVariant(bg_kinds=(0,), scale_range=(0.16, 0.28), rotation=360.0,
-                          description="plain backgrounds"),
+    "plain": WorldVariant(bg_kinds=(0,), scale_range=(0.22, 0.33), rotation=360.0, bg_saturation=(0.0, 0.25),
+                          description="plain, nearly grey backgrounds, larger objects (the default)"),
     "textured": WorldVariant(bg_kinds=(0, 1, 2, 3), scale_range=SCALE_RANGE, rotation=360.0,
                              description="plain / gradient / stripes / noise backgrounds, small objects "
                                          "(the shortcut world)"),
@@ -292,7 +303,8 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
         n: number of images.
         seed: every random choice comes from ``torch.Generator().manual_seed(seed)``; same seed ⇒ same data.
         clutter: ≥ 0; the number of distractors per image is Poisson(4·clutter) capped at 8 (0 ⇒ none).
-        colour_shift: draw the "source domain": other hues (pastel), other background kinds; same classes.
+        colour_shift: draw the "source domain": other hues (pastel), other background kinds (textured world;
+            the plain world stays plain); same classes.
         size: image side in pixels (≥ 16).
         variant: which world (:data:`WORLD_VARIANTS`): ``"plain"`` (the default: plain backgrounds, large
             objects, every rotation) or ``"textured"`` (the shortcut world: textured backgrounds, small objects).
