@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--aug", default="strong", help="augmentation preset: none, weak, strong, simclr, gps-strong")
     t.add_argument("--strength", type=float)
     t.add_argument("--backbone")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, help="default: TrainConfig's default budget")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--optimizer")
     t.add_argument("--lr", type=float)

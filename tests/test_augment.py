@@ -345,7 +345,7 @@ def test_bad_options_and_inputs():
 
 def test_aug_params_api_and_cassle_descriptor():
     x = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=gen(23))
-    aug = Augmenter("strong")
+    aug = Augmenter("simclr")                                         # cassle_descriptor's default jitter ranges
     _, p = aug(x, generator=gen(24))
     assert len(p) == 30 and p["flip"].shape == (30,)
     assert list(p.to_dict()) == list(PARAM_NAMES)
@@ -362,6 +362,8 @@ def test_aug_params_api_and_cassle_descriptor():
     cx = (p["crop_x"] + p["crop_w"] / 2) / 32
     assert torch.allclose(d[:, 1], torch.where(p["flip"] > 0.5, 1 - cx, cx))
     assert torch.equal(d[:, 11], p["blur_sigma"]) and torch.equal(d[:, 12], p["grayscale"])
+    strong = Augmenter("strong")                                      # full-turn hue: its own range
+    assert torch.equal(strong.descriptor(p, 32), cassle_descriptor(p, 32, (0.4, 0.4, 0.4, 0.5)))
 
 
 def test_plot_views_returns_figure():
