@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float | None = None
     warmup_epochs: float = 1.0
     temperature: float = 0.2
-    momentum_base: float = 0.99
+    momentum_base: float = 0.9  # BYOL target EMA at step 0 (cosine to 1); 0.99 learned slower at the default budget
     positives_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
