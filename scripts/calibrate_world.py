@@ -97,8 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
         torch.manual_seed(a.seed)
         rnd = build_backbone(cfg.backbone, in_channels=tr.channels)
         probes["random init"] = (extract(rnd, tr, device="cpu"), extract(rnd, te, device="cpu"))
-        for name, (ftr, fte) in probes.items():
-            rows.append((name, linear_probe(ftr, fte, "label")["test_acc"], linear_probe(ftr, fte, "colour")["test_acc"]))
+        for name, (f_tr, f_te) in probes.items():
+            rows.append((name, linear_probe(f_tr, f_te, "label")["test_acc"],
+                         linear_probe(f_tr, f_te, "colour")["test_acc"]))
+            if a.extra:
+                print(f"{name}: " + " ".join(f"{t}={100 * linear_probe(f_tr, f_te, t)['test_acc']:.1f}"
+                                            for t in a.extra.split(",")), flush=True)
         t_train = cpu_train = 0.0
     else:
         with tempfile.TemporaryDirectory() as d:
