@@ -213,3 +213,43 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     if write:
         merge_results(run_dir, results)      # keeps other targets/probes of earlier evaluations
     return results
+
+
+FLOOR_NAMES = ("raw pixels", "random init")
+
+
+def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
+                 targets: Sequence[str] | None = None, probes: Sequence[str] = ("knn", "linear"),
+                 device=None) -> dict[str, dict[str, float]]:
+    """The floors of a results table: the same probes on raw pixels and on a randomly initialised backbone.
+
+    ``train_ds``/``test_ds``: ImageDatasets (uint8 N×C×H×W); raw pixels are the flattened images in [0, 1]
+    (N×C·H·W); the random backbone is ``build_backbone(backbone)`` after ``torch.manual_seed(seed)``.
+    ``targets`` defaults as in :func:`evaluate_run`. Returns ``{"raw pixels": {"linear_label": acc, ...},
+    "random init": {...}}`` — a learned representation that does not beat both floors has learned nothing.
+    """
+    from gpsviz.models import build_backbone
+
+    if targets is None:
+        targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
+    flat = lambda ds: Features(ds.images.float().flatten(1) / 255.0, ds)  # noqa: E731
+    torch.manual_seed(seed)
+    net = build_backbone(backbone, in_channels=train_ds.channels)
+    dev = resolve_device(device) if device else "cpu"
+    feats = {"raw pixels": (flat(train_ds), flat(test_ds)),
+             "random init": (extract(net, train_ds, device=dev), extract(net, test_ds, device=dev))}
+    out: dict[str, dict[str, float]] = {}
+    for name, (tr, te) in feats.items():
+        res: dict[str, float] = {}
+        for t in targets:
+            for p in probes:
+                if p == "knn":
+                    res[f"knn_{t}"] = knn_accuracy(tr, te, target=t)
+                elif p == "linear":
+                    res[f"linear_{t}"] = linear_probe(tr, te, target=t)["test_acc"]
+                elif p == "mlp":
+                    res[f"mlp_{t}"] = mlp_probe(tr, te, target=t)["test_acc"]
+                else:
+                    raise DataError(f"unknown probe {p!r}; choose from knn, linear, mlp")
+        out[name] = res
+    return out

@@ -27,16 +27,20 @@ class Cell:
     data: str = "shapes"
     overrides: dict[str, Any] = field(default_factory=dict)
     tag: str = ""          # tells apart run folders of cells with the same recipe, augmentation and data
+    experiment: str = ""   # the grid it belongs to (a scale may set an experiment's budget, see SCALES)
 
 
 # Settings per scale. "small" is sized for a 2-core CPU; "full" holds the papers' GPU settings (not run here).
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": dict(seeds=1, epochs=1, common=dict(data_options={"n": 512}, batch_size=128, eval_size=200),
                   fmnist=dict(data_options={"n": 512}, batch_size=128, eval_size=200)),
-    # "small" pins the settings its published tables were measured with (batch 256, AdamW 1e-3, float32).
+    # "small" pins the settings its published GPS tables were measured with (batch 256, AdamW 1e-3, float32); the
+    # baselines grid runs at the library's default budget instead (10,000 images, TrainConfig's epochs, batch and
+    # lr), the budget the default shapes world is calibrated for (README, "Baselines on shapes"), in float32.
     "small": dict(seeds=3, epochs=8, common=dict(data_options={"n": 5000}, batch_size=256, lr=1e-3,
                                                  precision="fp32"),
-                  fmnist=dict(data_options={"n": 5000}, batch_size=256, lr=1e-3, precision="fp32")),
+                  fmnist=dict(data_options={"n": 5000}, batch_size=256, lr=1e-3, precision="fp32"),
+                  experiments={"baselines": dict(epochs=None, common={"precision": "fp32"})}),
     "full": dict(seeds=3, epochs=400, common=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2,
                                                    weight_decay=1e-6, warmup_epochs=10, proj_hidden=2048),
                  fmnist=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2, weight_decay=1e-6,
@@ -81,10 +85,13 @@ def _rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> float:
 def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> list[Cell]:
     """The grid of an experiment."""
     if experiment == "baselines":
-        return [Cell("SimCLR", "simclr", "strong"), Cell("BYOL", "byol", "strong"),
-                Cell("SupCon", "supcon", "strong"), Cell("SimCLR (no aug)", "simclr", "none"),
-                # strength 0.5: crops keep ≥ ~54 % of the image, so they rarely miss the object (see README)
-                Cell("SimCLR (strength 0.5)", "simclr", "strong", overrides={"strength": 0.5}, tag="x0.5")]
+        b = "baselines"
+        return [Cell("SimCLR", "simclr", "strong", experiment=b), Cell("BYOL", "byol", "strong", experiment=b),
+                Cell("SupCon", "supcon", "strong", experiment=b),
+                Cell("SimCLR (no aug)", "simclr", "none", experiment=b),
+                # strength 0.5: milder crops and colour jitter (see README)
+                Cell("SimCLR (strength 0.5)", "simclr", "strong", overrides={"strength": 0.5}, tag="x0.5",
+                     experiment=b)]
     if experiment == "gps-priors":
         # GPS-SimCLR, weak augmentation, one prior per cell: does the prior's purity order downstream accuracy?
         return [Cell(f"GPS-SimCLR ({p})", "gps-simclr", "weak", "shapes", {"positives_options": {"prior": p, "k": 10}},
@@ -102,7 +109,9 @@ def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> 
     if experiment == "precision":
         # SimCLR in bf16 autocast + channels_last (what precision="auto" picks on CPUs with native bf16 and on CUDA)
         # against float32: the same linear accuracy within seed noise is the claim
-        return [Cell(f"SimCLR {p}", "simclr", "strong", overrides={"precision": p, "channels_last": p == "bf16"},
+        # (measured on the textured world with SimCLR's published preset, before the world was calibrated)
+        return [Cell(f"SimCLR {p}", "simclr", "simclr", overrides={"precision": p, "channels_last": p == "bf16",
+                                                                    "data_options": {"n": 5000, "variant": "textured"}},
                      tag=p) for p in ("fp32", "bf16")]
     raise ConfigError(f"experiment {experiment!r} is unknown; choose {', '.join(EXPERIMENTS)}")
 
@@ -111,10 +120,13 @@ def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str |
     from gpsviz.recipes import TrainConfig
 
     s = SCALES[scale]
+    s = {**s, **s.get("experiments", {}).get(cell.experiment, {})}   # an experiment's own budget at this scale
     data = FULL_DATA.get(cell.data, cell.data) if scale == "full" else cell.data
     base = dict(s["fmnist"] if cell.data == "fashion-mnist" else s["common"])
-    fields = {**base, **cell.overrides, "recipe": cell.recipe, "aug": cell.aug, "data": data, "seed": seed,
-              "epochs": s["epochs"] if epochs is None else epochs}
+    fields = {**base, **cell.overrides, "recipe": cell.recipe, "aug": cell.aug, "data": data, "seed": seed}
+    n_epochs = s["epochs"] if epochs is None else epochs
+    if n_epochs is not None:                                          # None: TrainConfig's default budget
+        fields["epochs"] = n_epochs
     if data != cell.data and "positives_options" in fields:          # full scale: the real dataset's prior
         fields["positives_options"] = {**fields["positives_options"], "prior": GPS_PRIOR.get(data, "pca")}
     if device:
@@ -148,6 +160,31 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
                history=run.history)
     atomic_write_json(res_path, res)
     return res
+
+
+def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | None = None,
+               experiment: str = "") -> list[dict[str, Any]]:
+    """The table's floors for one dataset and seed: the probes on raw pixels and on a randomly initialised backbone
+    (:func:`gpsviz.evaluate.probe_floors`), on the data and backbone the cells of this scale train on.
+
+    Computed once per (dataset, seed) and cached in ``out/runs/<dataset>-floors-s<seed>/results.json``.
+    Returns two rows shaped like :func:`run_cell`'s (``name`` "raw pixels" / "random init", ``aug`` "–")."""
+    from gpsviz.evaluate import FLOOR_NAMES, probe_floors
+    from gpsviz.runs import load_data
+
+    cfg = _config(Cell("floors", "simclr", "none", dataset, experiment=experiment), scale, seed, None, device)
+    key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
+    path = out / "runs" / f"{dataset}-floors-s{seed}" / "results.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["rows"]
+    t0 = time.perf_counter()
+    floors = probe_floors(*load_data(cfg), backbone=cfg.backbone, seed=seed, device=device)
+    rows = [{"name": name, "aug": "–", "dataset": dataset, "recipe": "floor", "seed": seed, "data": cfg.data,
+             **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
+    atomic_write_json(path, {"key": key, "rows": rows})
+    return rows
 
 
 def summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -190,7 +227,10 @@ def _percent(row: dict[str, Any], metric: str) -> str:
 def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, out: str | Path | None = None,
               device: str | None = None, datasets: str | Sequence[str] | None = None, epochs: int | None = None,
               progress: bool = True) -> list[dict[str, Any]]:
-    """Run an experiment grid, print and save its table (``table.md``, ``results.json``) and figures."""
+    """Run an experiment grid, print and save its table (``table.md``, ``results.json``) and figures.
+
+    The table ends with the floors of each dataset (rows "raw pixels" and "random init", aug "–"): the same
+    probes on the raw pixels and on a randomly initialised backbone."""
     if scale not in SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
     if isinstance(datasets, str):
@@ -210,6 +250,9 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
             print(f"[{i * n_seeds + seed + 1}/{len(cells) * n_seeds}] {cell.data} {cell.name} aug={cell.aug} "
                   f"seed={seed}", flush=True)
             rows.append(run_cell(cell, scale, seed, out, epochs, device, progress))
+    for data in dict.fromkeys(c.data for c in cells):  # floors: raw pixels and random init, once per dataset/seed
+        for seed in range(n_seeds):
+            rows.extend(floor_rows(data, scale, seed, out, device, experiment))
     metrics = ["linear_label", "knn_label"] + (["linear_colour", "linear_position"] if any(
         "linear_colour" in r for r in rows) else [])
     if experiment == "gps-priors":
@@ -240,7 +283,7 @@ def _figures(experiment: str, rows: list[dict], table: list[dict], out: Path) ->
 
     fig = plot_results_bars(table, metric="linear_label", title=f"{experiment}: linear-probe accuracy")
     fig.savefig(out / "accuracy.png", dpi=120, bbox_inches="tight")
-    fig = plot_learning_curves(rows)
+    fig = plot_learning_curves([r for r in rows if r.get("history")])
     fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
     print(f"figures: {out / 'accuracy.png'}, {out / 'learning_curves.png'}")
 
@@ -277,6 +320,7 @@ def demo(out: str | Path | None = None) -> None:
     for i, cell in enumerate(demo_cells):
         print(f"[{i + 1}/{len(demo_cells)}] shapes {cell.name} aug={cell.aug}", flush=True)
         rows.append(run_cell(cell, "small", 0, shared, epochs=None))
+    rows.extend(floor_rows("shapes", "small", 0, shared))
     metrics = ["linear_label", "knn_label", "linear_colour", "linear_position"]
     table = summarise(rows, metrics)
     text = format_table(table, metrics)

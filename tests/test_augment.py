@@ -178,9 +178,10 @@ def reference_views(images: torch.Tensor, params: AugParams, k: int = 3, mean: f
 
 
 @pytest.mark.parametrize("preset, shape, n, tol", [
-    ("strong", (3, 32, 32), 32, 4 * TOL), ("gps-strong", (3, 24, 40), 16, 4 * TOL),
-    ("strong", (1, 28, 28), 16, 4 * TOL),
-    ("strong", (3, 96, 96), 6, 4e-4),                                 # grid_sample crop, 9×9 blur (see above)
+    ("simclr", (3, 32, 32), 32, 4 * TOL), ("gps-strong", (3, 24, 40), 16, 4 * TOL),
+    ("simclr", (1, 28, 28), 16, 4 * TOL),
+    ("simclr", (3, 96, 96), 6, 4e-4),                                 # grid_sample crop, 9×9 blur (see above)
+    ("strong", (3, 32, 32), 32, 4 * TOL),                             # full-turn hue, no blur
 ])
 def test_pipeline_matches_per_image_reference(preset, shape, n, tol):
     cfg = AugmentConfig.preset(preset, solarize_p=0.3)               # exercise solarize too
@@ -196,7 +197,7 @@ def test_pipeline_matches_per_image_reference(preset, shape, n, tol):
     assert maxdiff(aug.apply(x[2:5], params[2:5]), views[2:5]) <= REPLAY_TOL      # a subset: within rounding
     idx = torch.tensor([3, 1, 4])
     assert maxdiff(aug.apply(x[idx], params[idx]), views[idx]) <= REPLAY_TOL
-    assert (params["blur_sigma"] > 0).any() and (params["jitter"] > 0).any()
+    assert (params["blur_sigma"] > 0).any() == (cfg.blur_p > 0) and (params["jitter"] > 0).any()
 
 
 def test_seeds_and_devices_of_draws():
@@ -217,7 +218,7 @@ def test_seeds_and_devices_of_draws():
 
 def test_param_ranges_and_frequencies():
     n, h, w = 4000, 32, 32
-    p = Augmenter("strong").sample(n, (3, h, w), gen(12))
+    p = Augmenter("simclr").sample(n, (3, h, w), gen(12))
     v = p.to_dict()
     assert ((v["crop_h"] >= 1) & (v["crop_w"] >= 1)).all()
     assert ((v["crop_y"] >= 0) & (v["crop_y"] + v["crop_h"] <= h)).all()
@@ -241,6 +242,10 @@ def test_param_ranges_and_frequencies():
     assert (v["mean_diff_0"] == 0).all()                              # measured only when the ops run
     pg = Augmenter("gps-strong").sample(n, (3, h, w), gen(12)).to_dict()
     assert pg["brightness"].max() > 1.6 and pg["hue"].abs().max() > 0.15
+    ps = Augmenter("strong").sample(n, (3, h, w), gen(12)).to_dict()  # the shapes-calibrated default
+    on = ps["jitter"] > 0.5
+    assert (ps["blur_sigma"] == 0).all() and ps["hue"][on].abs().max() > 0.45
+    assert (ps["crop_h"] * ps["crop_w"] / (h * w)).min() >= 0.2       # 0.25 up to integer rounding
 
 
 def test_none_weak_and_strength_zero_are_identity_up_to_flip():
@@ -272,10 +277,12 @@ def test_strength_scales_magnitude_monotonically():
         change.append((aug.unnormalize(views) - base).abs().mean().item())
     assert change[0] < 1e-6
     assert all(a < b for a, b in zip(change, change[1:])), change
-    e = AugmentConfig.preset("strong", strength=0.5).effective()
+    e = AugmentConfig.preset("simclr", strength=0.5).effective()
     assert e.brightness == pytest.approx(0.2) and e.hue == pytest.approx(0.05)
     assert e.crop_scale[0] == pytest.approx(1 - 0.5 * 0.92) and e.grayscale_p == pytest.approx(0.1)
-    assert AugmentConfig.preset("strong", strength=10).effective().hue == 0.5
+    assert AugmentConfig.preset("simclr", strength=10).effective().hue == 0.5
+    e = AugmentConfig.preset("strong", strength=0.5).effective()
+    assert e.hue == pytest.approx(0.25) and e.crop_scale[0] == pytest.approx(1 - 0.5 * 0.75)
 
 
 def test_single_channel_and_input_dtypes():
@@ -342,7 +349,7 @@ def test_bad_options_and_inputs():
 
 def test_aug_params_api_and_cassle_descriptor():
     x = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=gen(23))
-    aug = Augmenter("strong")
+    aug = Augmenter("simclr")                                         # cassle_descriptor's default jitter ranges
     _, p = aug(x, generator=gen(24))
     assert len(p) == 30 and p["flip"].shape == (30,)
     assert list(p.to_dict()) == list(PARAM_NAMES)
@@ -359,6 +366,8 @@ def test_aug_params_api_and_cassle_descriptor():
     cx = (p["crop_x"] + p["crop_w"] / 2) / 32
     assert torch.allclose(d[:, 1], torch.where(p["flip"] > 0.5, 1 - cx, cx))
     assert torch.equal(d[:, 11], p["blur_sigma"]) and torch.equal(d[:, 12], p["grayscale"])
+    strong = Augmenter("strong")                                      # full-turn hue: its own range
+    assert torch.equal(strong.descriptor(p, 32), cassle_descriptor(p, 32, (0.4, 0.4, 0.4, 0.5)))
 
 
 def test_plot_views_returns_figure():

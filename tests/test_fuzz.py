@@ -155,7 +155,7 @@ def test_fuzz_cli(tmp_path, monkeypatch):
             if key in opts and _as_bool(opts[key]) is None:
                 problems.append(f"{key}={opts[key]!r} accepted")
         if "colour_shift" in opts and cfg.data == "shapes":
-            from gpsviz.train import load_data
+            from gpsviz.runs import load_data
             shifted = load_data(cfg)[0].name.endswith("-shift")
             if shifted != _as_bool(opts["colour_shift"]):
                 problems.append(f"colour_shift={opts['colour_shift']!r} gave shifted={shifted}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import Cell, experiment_cells, format_table, reproduce, run_cell, summarise
+from gpsviz.reproduce import Cell, experiment_cells, floor_rows, format_table, reproduce, run_cell, summarise
 
 
 def test_cells_are_trained_once_and_then_read_back(tmp_path):
@@ -16,6 +16,17 @@ def test_cells_are_trained_once_and_then_read_back(tmp_path):
     assert ck.stat().st_mtime_ns == stamp                      # not retrained
     assert again["linear_label"] == first["linear_label"]
     assert 0 <= first["linear_label"] <= 1 and first["config"]["epochs"] == 1
+
+
+def test_floor_rows_are_computed_once_per_dataset_and_seed(tmp_path):
+    rows = floor_rows("shapes", "smoke", 0, tmp_path)
+    assert [r["name"] for r in rows] == ["raw pixels", "random init"]
+    assert all(0 <= r[m] <= 1 for r in rows for m in ("linear_label", "knn_label", "linear_colour"))
+    path = tmp_path / "runs" / "shapes-floors-s0" / "results.json"
+    stamp = path.stat().st_mtime_ns
+    assert floor_rows("shapes", "smoke", 0, tmp_path) == rows and path.stat().st_mtime_ns == stamp
+    table = summarise(rows, ["linear_label"])
+    assert [r["method"] for r in table] == ["raw pixels", "random init"]
 
 
 def test_summary_mean_and_std_over_seeds():

@@ -45,7 +45,7 @@ def _check_images(images: Tensor) -> None:
 class Augmenter:
     """Batched, per-sample-random augmentation that returns the views and their parameters.
 
-    ``preset``: a preset name (``none``, ``weak``, ``strong``, ``gps-strong``) or an :class:`AugmentConfig`;
+    ``preset``: a preset name (``none``, ``weak``, ``strong``, ``simclr``, ``gps-strong``) or an :class:`AugmentConfig`;
     ``strength`` multiplies the config's own ``strength`` (see :meth:`AugmentConfig.effective`);
     ``mean``/``std``: normalisation (float or one value per channel; default 0.5 / 0.25).
 

@@ -1,4 +1,4 @@
-"""Benchmark: gpsviz's batched ``Augmenter("strong")`` against torchvision's per-image PIL pipeline.
+"""Benchmark: gpsviz's batched ``Augmenter("simclr")`` against torchvision's per-image PIL pipeline.
 
 Both make SimCLR views of 32×32 RGB images on this machine's CPU (torch's default thread count), timed in the
 same run: gpsviz on uint8 batches of ``batch`` images, torchvision image by image on PIL images with the same
@@ -56,7 +56,7 @@ def run(n: int = 4096, batch: int = 512, repeats: int = 3, pil_n: int = 256, siz
 
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
-    aug = Augmenter("strong")
+    aug = Augmenter("simclr")                                 # the recipe torchvision_pil_pipeline makes
     tf = torchvision_pil_pipeline(size)
     pils = [Image.fromarray(a.numpy()) for a in images[:pil_n].permute(0, 2, 3, 1)]
     torch.manual_seed(seed)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
     args = ap.parse_args([] if argv is None else argv)
     r = run(n=args.n, batch=args.batch, repeats=args.repeats, pil_n=args.pil_n)
-    print(f"augmentation benchmark: SimCLR 'strong' views of {r['size']}x{r['size']} RGB, CPU, "
+    print(f"augmentation benchmark: SimCLR ('simclr' preset) views of {r['size']}x{r['size']} RGB, CPU, "
           f"{r['threads']} torch threads, {r['repeats']} interleaved rounds (best / median batch)")
     print(f"{'pipeline':<44}{'views/s best':>14}{'median':>10}")
     print(f"{'gpsviz Augmenter (batch ' + str(r['batch']) + ', uint8)':<44}"

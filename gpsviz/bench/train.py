@@ -102,7 +102,7 @@ def bench_gpsviz(images: torch.Tensor, steps: int) -> tuple[float, float]:
 
     model = _model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    aug = Augmenter("strong")
+    aug = Augmenter("simclr")                                    # the recipe the PIL pipeline makes
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(images.shape[0], generator=g)
     aug_t = total_t = 0.0

@@ -3,7 +3,7 @@
 =================  ===============================  ==========================================================
 name (aliases)     splits                           options
 =================  ===============================  ==========================================================
-``shapes``         train, test                      n, seed, clutter, colour_shift, size, cache
+``shapes``         train, test                      n, seed, clutter, colour_shift, size, variant, cache
 ``fashion-mnist``  train, test                      n
 ``cifar10``        train, test                      n
 ``cifar100``       train, test                      n (labels: 100 fine classes; factor ``superclass``)
@@ -12,6 +12,13 @@ name (aliases)     splits                           options
                    that folder exists)
 ``arrays``         any                              images (required), labels, classes, name
 =================  ===============================  ==========================================================
+
+Shapes-world variants (option ``variant``, see :data:`gpsviz.data.shapes.WORLD_VARIANTS`):
+
+- ``"plain"`` (default): plain backgrounds; the world where strong augmentation makes SimCLR learn shape.
+- ``"textured"``: the shortcut world (the default before 2026-11-25): plain / gradient / stripes / noise
+  backgrounds and small objects; SimCLR with strong augmentation learns colour and background there instead of
+  shape (feature suppression, notebook 01's second lesson). Same seed ⇒ the same images as before.
 """
 from __future__ import annotations
 
@@ -26,15 +33,16 @@ import torch
 from gpsviz.data import formats
 from gpsviz.data.core import ImageDataset
 from gpsviz.data.local import from_arrays, from_folder
-from gpsviz.data.shapes import make_shapes
+from gpsviz.data.shapes import DEFAULT_VARIANT, make_shapes, world_variant
 from gpsviz.errors import DataError
 from gpsviz.utils import atomic_torch_save, data_root, parse_bool
 
-SHAPES_CACHE_VERSION = 1
+SHAPES_CACHE_VERSION = 2
 SHAPES_DEFAULT_N = {"train": 10000, "test": 2000}
 
 _DATASETS: dict[str, dict[str, Any]] = {
-    "shapes": dict(splits=("train", "test"), options=("n", "seed", "clutter", "colour_shift", "size", "cache")),
+    "shapes": dict(splits=("train", "test"),
+                   options=("n", "seed", "clutter", "colour_shift", "size", "variant", "cache")),
     "fashion-mnist": dict(splits=("train", "test"), options=("n",)),
     "cifar10": dict(splits=("train", "test"), options=("n",)),
     "cifar100": dict(splits=("train", "test"), options=("n",)),
@@ -68,9 +76,13 @@ def canonical_name(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- shapes cache
-def shapes_variant_name(clutter: float = 0.0, colour_shift: bool = False, size: int = 32) -> str:
-    """Dataset name of a shapes-world variant: ``"shapes"``, plus ``-clutter0.5``, ``-shift``, ``-64px`` if set."""
+def shapes_variant_name(clutter: float = 0.0, colour_shift: bool = False, size: int = 32,
+                        variant: str = DEFAULT_VARIANT) -> str:
+    """Dataset name of a shapes-world variant: ``"shapes"``, plus ``-textured`` (a non-default world),
+    ``-clutter0.5``, ``-shift``, ``-64px`` if set."""
     name = "shapes"
+    if variant != DEFAULT_VARIANT:
+        name += f"-{variant}"
     if clutter:
         name += f"-clutter{float(clutter):g}"
     if colour_shift:
@@ -87,9 +99,9 @@ def shapes_split_seed(seed: int, split: str) -> int:
 
 
 def shapes_cache_path(root: Path, split: str, n: int, seed: int, clutter: float, colour_shift: bool,
-                      size: int) -> Path:
+                      size: int, variant: str = DEFAULT_VARIANT) -> Path:
     """``root/shapes/<key>.pt``: the key spells out every generation option and the generator version."""
-    key = (f"{split}-n{n}-seed{seed}-clutter{float(clutter):g}-{'shift' if colour_shift else 'base'}"
+    key = (f"{split}-n{n}-seed{seed}-{variant}-clutter{float(clutter):g}-{'shift' if colour_shift else 'base'}"
            f"-{size}px-v{SHAPES_CACHE_VERSION}")
     return root / "shapes" / f"{key}.pt"
 
@@ -157,25 +169,31 @@ def _shapes_options(split: str, n: Any, seed: Any, clutter: Any, colour_shift: A
 
 
 def load_shapes(split: str = "train", root: str | Path | None = None, n: int | None = None, seed: int = 0,
-                clutter: float = 0.0, colour_shift: bool = False, size: int = 32, cache: bool = True) -> ImageDataset:
+                clutter: float = 0.0, colour_shift: bool = False, size: int = 32, variant: str = DEFAULT_VARIANT,
+                cache: bool = True) -> ImageDataset:
     """The shapes world for one split, cached under ``data_root(root)/shapes/``.
 
-    ``n`` defaults to 10000 (train) / 2000 (test); the split seed is derived from ``seed`` and ``split``.
+    ``n`` defaults to 10000 (train) / 2000 (test); the split seed is derived from ``seed`` and ``split``;
+    ``variant`` names the world (``"plain"``, the default, or ``"textured"``, the shortcut world).
     A cache file that cannot be read is regenerated (with a warning), never a crash.
     Returns ``ImageDataset`` (images uint8 n×3×size×size, labels int64 n, factors, masks bool n×size×size).
     """
     n, seed, clutter, colour_shift, size, cache = _shapes_options(split, n, seed, clutter, colour_shift, size, cache)
-    path = shapes_cache_path(data_root(root), split, n, seed, clutter, colour_shift, size)
-    params = dict(split=split, n=n, seed=seed, clutter=clutter, colour_shift=colour_shift, size=size)
+    if not isinstance(variant, str):
+        raise DataError(f"shapes: option variant={variant!r} must be a world name, e.g. 'plain' or 'textured'")
+    world_variant(variant)  # unknown name → DataError before anything is generated
+    variant = variant.strip().lower()
+    path = shapes_cache_path(data_root(root), split, n, seed, clutter, colour_shift, size, variant)
+    params = dict(split=split, n=n, seed=seed, clutter=clutter, colour_shift=colour_shift, size=size, variant=variant)
     if cache and path.is_file():
         try:
             return _dataset_from_dict(torch.load(path, map_location="cpu", weights_only=True), params)
         except Exception as e:  # noqa: BLE001 - any unreadable cache is simply rebuilt
             warnings.warn(f"shapes cache {path} cannot be used ({type(e).__name__}: {e}); regenerating it", stacklevel=2)
     ds = make_shapes(n, seed=shapes_split_seed(int(seed), split), clutter=clutter, colour_shift=bool(colour_shift),
-                     size=int(size))
+                     size=int(size), variant=variant)
     ds.split = split
-    ds.name = shapes_variant_name(clutter, bool(colour_shift), int(size))
+    ds.name = shapes_variant_name(clutter, bool(colour_shift), int(size), variant)
     if cache:
         _remove_stale_temp_files(path.parent)
         try:

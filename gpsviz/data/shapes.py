@@ -1,6 +1,16 @@
 """The procedural shapes world: 10 shape classes with known generative factors, generated vectorised in torch.
 
 Every image holds one object (the label) drawn over a background, optionally with distractors (``clutter``).
+Two named worlds (``variant``, :data:`WORLD_VARIANTS`):
+
+- ``"plain"`` (default): plain, nearly grey backgrounds (saturation 0–0.25) and larger objects (radius 0.22–0.33
+  of the side). Built so that, under the default ``strong`` augmentation, the object's shape is the cheapest cue
+  that tells two images apart: SimCLR learns shape here.
+- ``"textured"``: the shortcut world (the default before 2026-11-25; same seed ⇒ same images): plain, gradient,
+  stripes or noise backgrounds with their own colour, smaller objects (radius 0.16–0.28). A background pattern
+  identifies its image and survives cropping and colour jitter, so instance discrimination uses it instead of
+  shape (feature suppression).
+
 Coordinates are continuous pixel units: pixel ``j`` covers ``[j, j+1)``, its centre is ``j + 0.5``; ``x`` runs
 left→right, ``y`` top→bottom.
 
@@ -8,12 +18,13 @@ Recorded per image (all N-long tensors in ``ImageDataset.factors``):
 
 =================  =======  ==============================================================================
 ``colour``         int64    foreground hue bin (names in ``factor_classes["colour"]``)
-``bg_kind``        int64    background kind (plain / gradient / stripes / noise; other kinds if shifted)
+``bg_kind``        int64    background kind (plain / gradient / stripes / noise; other kinds if shifted;
+                            always plain in the "plain" world)
 ``bg_colour``      int64    background hue bin (always ≥ 2 bins away from ``colour``: contrast)
 ``position``       int64    3×3 grid cell of the object centre, ``row * 3 + col`` ("top-left" ... "bottom-right")
 ``n_distractors``  int64    number of distractor blobs / line fragments
 ``pos_x, pos_y``   float32  object centre in pixels
-``scale``          float32  object radius as a fraction of the image side (0.16 – 0.28)
+``scale``          float32  object radius as a fraction of the image side (plain 0.22–0.33, textured 0.16–0.28)
 ``rotation``       float32  degrees in [0, 360)
 ``box_x0 … y1``    float32  pixel box of the object mask: columns ``[box_x0, box_x1)``, rows ``[box_y0, box_y1)``
 =================  =======  ==============================================================================
@@ -23,6 +34,7 @@ Recorded per image (all N-long tensors in ``ImageDataset.factors``):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,10 +54,48 @@ SHIFT_HUES: list[float] = [15.0, 45.0, 90.0, 150.0, 200.0, 245.0, 300.0, 345.0]
 SHIFT_HUE_NAMES: list[str] = ["vermilion", "amber", "lime", "teal", "azure", "indigo", "magenta", "rose"]
 BG_KINDS: list[str] = ["plain", "gradient", "stripes", "noise"]
 SHIFT_BG_KINDS: list[str] = ["checker", "radial", "dots", "grain"]
-SCALE_RANGE = (0.16, 0.28)
+SCALE_RANGE = (0.16, 0.28)  # object radius range of the "textured" world, fraction of the image side
 MAX_DISTRACTORS = 8
 D_LEN = (0.12, 0.30)  # distractor line length, fraction of the image side
 D_WIDTH = (0.04, 0.09)  # distractor disc radius (line half-width = 0.45 of it), fraction of the image side
+
+
+@dataclass(frozen=True)
+class WorldVariant:
+    """The nuisance factors of one named world (see :data:`WORLD_VARIANTS`).
+
+    ``bg_kinds``: indices into ``BG_KINDS`` the background is drawn from (uniformly); ``scale_range``: object
+    radius range as a fraction of the image side; ``rotation``: width in degrees of the rotation range (360 =
+    any rotation, else centred on upright); ``bg_saturation``: saturation range of the background colour.
+    """
+
+    bg_kinds: tuple[int, ...] = (0,)
+    scale_range: tuple[float, float] = (0.16, 0.28)
+    rotation: float = 360.0
+    bg_saturation: tuple[float, float] = (0.25, 0.75)
+    description: str = ""
+
+
+#: Named worlds. ``plain`` is the default (the textbook lesson: with strong augmentation SimCLR learns shape);
+#: ``textured`` is the shortcut world (feature suppression: SimCLR learns colour and background, not shape).
+WORLD_VARIANTS: dict[str, WorldVariant] = {
+    "plain": WorldVariant(bg_kinds=(0,), scale_range=(0.22, 0.33), rotation=360.0, bg_saturation=(0.0, 0.25),
+                          description="plain, nearly grey backgrounds, larger objects (the default)"),
+    "textured": WorldVariant(bg_kinds=(0, 1, 2, 3), scale_range=SCALE_RANGE, rotation=360.0,
+                             description="plain / gradient / stripes / noise backgrounds, small objects "
+                                         "(the shortcut world)"),
+}
+DEFAULT_VARIANT = "plain"
+
+
+def world_variant(name: str) -> WorldVariant:
+    """The :class:`WorldVariant` named ``name`` (unknown → DataError listing the names)."""
+    key = str(name).strip().lower()
+    if key not in WORLD_VARIANTS:
+        raise DataError(f"shapes: unknown variant {name!r}; choose one of {', '.join(WORLD_VARIANTS)}")
+    return WORLD_VARIANTS[key]
+
+
 _SUPERSAMPLE = 2
 _CHUNK = 4096
 
@@ -246,15 +296,18 @@ def _distractor_coverage(kind: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
 
 
 def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool = False,
-                size: int = 32) -> ImageDataset:
+                size: int = 32, variant: str = DEFAULT_VARIANT) -> ImageDataset:
     """Generate ``n`` images of the shapes world (no caching; see ``load_dataset("shapes")`` for that).
 
     Args:
         n: number of images.
         seed: every random choice comes from ``torch.Generator().manual_seed(seed)``; same seed ⇒ same data.
         clutter: ≥ 0; the number of distractors per image is Poisson(4·clutter) capped at 8 (0 ⇒ none).
-        colour_shift: draw the "source domain": other hues (pastel), other background kinds; same classes.
+        colour_shift: draw the "source domain": other hues (pastel), other background kinds (textured world;
+            the plain world stays plain); same classes.
         size: image side in pixels (≥ 16).
+        variant: which world (:data:`WORLD_VARIANTS`): ``"plain"`` (the default: plain backgrounds, large
+            objects, every rotation) or ``"textured"`` (the shortcut world: textured backgrounds, small objects).
 
     Returns:
         ``ImageDataset`` with ``images`` uint8 n×3×size×size, ``labels`` int64 n (10 balanced classes),
@@ -268,6 +321,10 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
     clutter = float(clutter)
     if not (clutter >= 0.0) or math.isinf(clutter):
         raise DataError(f"shapes: clutter must be a finite number ≥ 0 (e.g. 0.5), got {clutter}")
+    spec = world_variant(variant)
+    # the shifted world's own background kinds (checker, radial, dots, grain) replace the textured ones; a world
+    # of plain backgrounds stays plain when shifted (only the palette changes)
+    shifted_bg = bool(colour_shift) and spec.bg_kinds != (0,)
     g = make_generator(seed)
     nc, nh = len(SHAPE_CLASSES), len(HUES)
 
@@ -275,10 +332,12 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
     labels = (torch.arange(n) % nc)[torch.randperm(n, generator=g)]
     colour = torch.randint(0, nh, (n,), generator=g)
     bg_colour = (colour + torch.randint(2, nh - 1, (n,), generator=g)) % nh  # ≥ 2 bins away (circular)
-    bg_kind = torch.randint(0, 4, (n,), generator=g)
-    scale = SCALE_RANGE[0] + (SCALE_RANGE[1] - SCALE_RANGE[0]) * torch.rand(n, generator=g)
+    bg_kind = torch.tensor(spec.bg_kinds)[torch.randint(0, 4, (n,), generator=g) % len(spec.bg_kinds)]
+    s_lo, s_hi = spec.scale_range
+    scale = s_lo + (s_hi - s_lo) * torch.rand(n, generator=g)
     radius = scale * size
-    rotation = 360.0 * torch.rand(n, generator=g)
+    u_rot = torch.rand(n, generator=g)
+    rotation = 360.0 * u_rot if spec.rotation >= 360 else torch.remainder(spec.rotation * (u_rot - 0.5), 360.0)
     position = torch.randint(0, 9, (n,), generator=g)
     third = size / 3.0
 
@@ -302,7 +361,7 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
         fg_v = 0.78 + 0.22 * torch.rand(n, generator=g)
     fg = hsv_to_rgb(fg_h, fg_s, fg_v)
     bg_h = hue_bins[bg_colour] + 16.0 * (torch.rand(n, generator=g) - 0.5)
-    bg_s = 0.25 + 0.5 * torch.rand(n, generator=g)
+    bg_s = spec.bg_saturation[0] + (spec.bg_saturation[1] - spec.bg_saturation[0]) * torch.rand(n, generator=g)
     bg_v1 = 0.12 + 0.33 * torch.rand(n, generator=g)
     bg_v2 = (bg_v1 + (0.15 + 0.2 * torch.rand(n, generator=g)) * torch.where(bg_v1 > 0.3, -1.0, 1.0)).clamp(0.04, 0.55)
     bg1 = hsv_to_rgb(bg_h, bg_s, bg_v1)
@@ -326,7 +385,7 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
                        0.5 + 0.5 * torch.rand(n, k, generator=g), 0.6 + 0.4 * torch.rand(n, k, generator=g))
 
     # --- rendering, chunked to bound memory; objects and distractors are drawn inside small windows
-    obj_win = min(size, int(math.ceil(2 * SCALE_RANGE[1] * size)) + 2)
+    obj_win = min(size, int(math.ceil(2 * s_hi * size)) + 2)
     obj_ox = _window_origin(pos_x - obj_win / 2, obj_win, size)
     obj_oy = _window_origin(pos_y - obj_win / 2, obj_win, size)
     d_win = min(size, int(math.ceil(D_LEN[1] * size + 2 * D_WIDTH[1] * size)) + 2)
@@ -336,7 +395,7 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
     masks = torch.zeros(n, size, size, dtype=torch.bool)
     for a in range(0, n, _CHUNK):
         sl = slice(a, min(n, a + _CHUNK))
-        img = _backgrounds(bg_kind[sl], bg1[sl], bg2[sl], bg_par[sl], bg_noise[sl], size, colour_shift)
+        img = _backgrounds(bg_kind[sl], bg1[sl], bg2[sl], bg_par[sl], bg_noise[sl], size, shifted_bg)
         if clutter > 0:  # distractors behind the object; SDFs for all active slots at once, painted slot by slot
             pairs = (n_distr[sl].unsqueeze(1) > torch.arange(k)).nonzero()  # M×2 (image in chunk, slot)
             i, j = pairs[:, 0] + a, pairs[:, 1]
@@ -371,7 +430,7 @@ def make_shapes(n: int, seed: int = 0, clutter: float = 0.0, colour_shift: bool 
     hue_names = SHIFT_HUE_NAMES if colour_shift else HUE_NAMES
     factor_classes = {
         "colour": list(hue_names), "bg_colour": list(hue_names),
-        "bg_kind": list(SHIFT_BG_KINDS if colour_shift else BG_KINDS),
+        "bg_kind": list(SHIFT_BG_KINDS if shifted_bg else BG_KINDS),
         "position": list(POSITION_NAMES), "n_distractors": [str(i) for i in range(k + 1)],
     }
     return ImageDataset(images=images, labels=labels, classes=list(SHAPE_CLASSES), factors=factors,

@@ -86,18 +86,45 @@ def embed_2d(features: torch.Tensor, method: str = "umap", seed: int = 0) -> np.
     return umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(x)
 
 
+def factor_colours(names: Sequence[str]) -> list | None:
+    """Draw colours for the classes of a factor whose classes *are* colours, else ``None``.
+
+    The shapes world's hue names (``colour`` / ``bg_colour``, normal or shifted palette) get the RGB of their hue
+    bin, so points of red objects are drawn red; other names that matplotlib knows as colours are used as they
+    are. Returns one RGB tuple (or colour name) per class.
+    """
+    from matplotlib.colors import is_color_like
+
+    from gpsviz.data.shapes import HUE_NAMES, HUES, SHIFT_HUE_NAMES, SHIFT_HUES, hsv_to_rgb
+
+    names = [str(n) for n in names]
+    for hue_names, hues, sat in ((HUE_NAMES, HUES, 0.9), (SHIFT_HUE_NAMES, SHIFT_HUES, 0.55)):
+        if names and all(n in hue_names for n in names):
+            h = torch.tensor([hues[hue_names.index(n)] for n in names])
+            rgb = hsv_to_rgb(h, torch.full_like(h, sat), torch.full_like(h, 0.85))
+            return [tuple(float(c) for c in row) for row in rgb]
+    if names and all(is_color_like(n) for n in names):
+        return list(names)
+    return None
+
+
 def plot_embedding(coords: np.ndarray, colour_by: dict[str, tuple[torch.Tensor, list[str]]], title: str = ""):
-    """Scatter of 2-D coordinates, one panel per colouring (e.g. by class and by colour factor)."""
+    """Scatter of 2-D coordinates, one panel per colouring (e.g. by class and by colour factor).
+
+    ``colour_by``: panel name → (values int N, class names). A factor whose classes are colours (the shapes
+    world's ``colour``) is drawn in those colours (see :func:`factor_colours`); others use a qualitative map."""
     plt = _plt()
     n = len(colour_by)
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 4.6), squeeze=False)
     for ax, (name, (values, names)) in zip(axes[0], colour_by.items()):
         v = np.asarray(values)
         cmap = plt.cm.tab10 if len(names) <= 10 else plt.cm.tab20
+        own = factor_colours(names)
         for c in range(len(names)):
             m = v == c
             if m.any():
-                ax.scatter(coords[m, 0], coords[m, 1], s=4, color=cmap(c % cmap.N), label=names[c], alpha=0.7)
+                colour = own[c] if own is not None else cmap(c % cmap.N)
+                ax.scatter(coords[m, 0], coords[m, 1], s=4, color=colour, label=names[c], alpha=0.7)
         ax.set_title(f"{title} coloured by {name}".strip())
         ax.set_xticks([]), ax.set_yticks([])
         ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2 if len(names) > 5 else 1)

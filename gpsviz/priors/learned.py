@@ -105,10 +105,11 @@ def shifted_model(root: str | Path | None = None, n_train: int = 10000, epochs: 
     """The small-cnn trained on ``make_shapes(n_train, seed, colour_shift=True)`` (cached under
     ``data/priors/models/``). Logs its accuracy on a held-out colour-shifted test set; returns the backbone."""
     from gpsviz.data import make_shapes
+    from gpsviz.data.shapes import DEFAULT_VARIANT
     from gpsviz.models import build_backbone
 
     cfg = {"n_train": int(n_train), "epochs": int(epochs), "lr": float(lr), "train_batch": int(train_batch),
-           "seed": int(seed), "backbone": "small-cnn"}
+           "seed": int(seed), "backbone": "small-cnn", "world": DEFAULT_VARIANT}  # a new default world retrains
     tag = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
     path = data_root(root) / "priors" / "models" / f"shifted-small-cnn-{tag}.pt"
     backbone = build_backbone("small-cnn", 3)
