@@ -16,7 +16,7 @@ import torch.distributed as dist
 from gpsviz import distributed as D
 from gpsviz.objectives import multi_positive_ntxent
 
-OUT = Path(sys.argv[1])
+OUT = Path(sys.argv[1]) if __name__ == "__main__" else Path(".")   # importable (the test reuses groups_for)
 
 
 def dump(name: str, obj) -> None:
