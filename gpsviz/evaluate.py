@@ -175,6 +175,18 @@ def label_fraction_sweep(train: Features, test: Features, fractions: Sequence[fl
     return rows
 
 
+def run_probes(train: Features, test: Features, targets: Sequence[str], probes: Sequence[str]
+               ) -> dict[str, float]:
+    """Test accuracy of each probe (knn, linear, mlp) for each target: ``{"<probe>_<target>": acc}``."""
+    fits = {"knn": lambda t: knn_accuracy(train, test, target=t),
+            "linear": lambda t: linear_probe(train, test, target=t)["test_acc"],
+            "mlp": lambda t: mlp_probe(train, test, target=t)["test_acc"]}
+    bad = [p for p in probes if p not in fits]
+    if bad:
+        raise DataError(f"unknown probe(s) {', '.join(map(repr, bad))}; choose from {', '.join(PROBES)}")
+    return {f"{p}_{t}": fits[p](t) for t in targets for p in probes}
+
+
 def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                  probes: Sequence[str] = ("knn", "linear"), device=None, write: bool = True,
                  data: tuple[Any, Any] | None = None) -> dict[str, Any]:
@@ -200,16 +212,7 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     tr, te = extract(backbone, train_ds), extract(backbone, test_ds)
     results: dict[str, Any] = {"run": str(run_dir), "recipe": cfg.recipe, "aug": cfg.aug, "seed": cfg.seed,
                                "data": cfg.data}
-    for t in targets:
-        for p in probes:
-            if p == "knn":
-                results[f"knn_{t}"] = knn_accuracy(tr, te, target=t)
-            elif p == "linear":
-                results[f"linear_{t}"] = linear_probe(tr, te, target=t)["test_acc"]
-            elif p == "mlp":
-                results[f"mlp_{t}"] = mlp_probe(tr, te, target=t)["test_acc"]
-            else:
-                raise DataError(f"unknown probe {p!r}; choose from knn, linear, mlp")
+    results.update(run_probes(tr, te, targets, probes))
     if write:
         merge_results(run_dir, results)      # keeps other targets/probes of earlier evaluations
     return results
@@ -240,16 +243,5 @@ def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
              "random init": (extract(net, train_ds, device=dev), extract(net, test_ds, device=dev))}
     out: dict[str, dict[str, float]] = {}
     for name, (tr, te) in feats.items():
-        res: dict[str, float] = {}
-        for t in targets:
-            for p in probes:
-                if p == "knn":
-                    res[f"knn_{t}"] = knn_accuracy(tr, te, target=t)
-                elif p == "linear":
-                    res[f"linear_{t}"] = linear_probe(tr, te, target=t)["test_acc"]
-                elif p == "mlp":
-                    res[f"mlp_{t}"] = mlp_probe(tr, te, target=t)["test_acc"]
-                else:
-                    raise DataError(f"unknown probe {p!r}; choose from knn, linear, mlp")
-        out[name] = res
+        out[name] = run_probes(tr, te, targets, probes)
     return out
