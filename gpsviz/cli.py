@@ -170,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_evaluate)
 
     r = sub.add_parser("reproduce", help="re-run a paper comparison and save its table and figures")
-    from gpsviz.reproduce import EXPERIMENTS
+    from gpsviz.reproduce import experiment_names
 
-    r.add_argument("experiment", choices=list(EXPERIMENTS))
+    r.add_argument("experiment", choices=list(experiment_names()))
     r.add_argument("--scale", default="small", choices=["smoke", "small", "full"])
     r.add_argument("--seeds", type=int, default=None)
     r.add_argument("--epochs", type=int, default=None)

@@ -11,7 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from gpsviz.errors import ConfigError
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root
@@ -55,6 +55,25 @@ GPS_PRIOR = {"shapes": "shifted", "fashion-mnist": "pca", "cifar10": "imagenet-r
 
 
 EXPERIMENTS = ("baselines", "gps", "gps-priors", "precision")
+
+#: Experiments with their own runner (their tables need more than the grid of :func:`experiment_cells`, e.g. an
+#: AUROC or a sweep). Each lives in a module of :mod:`gpsviz.experiments` and registers itself with
+#: :func:`register_experiment`; :func:`reproduce` hands such an experiment to its runner.
+CUSTOM_EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
+
+
+def register_experiment(name: str, runner: Callable[..., list[dict[str, Any]]]) -> None:
+    """Register ``runner(scale=, n_seeds=, out=, device=, datasets=, epochs=, progress=) -> table`` as the
+    experiment ``name`` of ``python -m gpsviz reproduce``. ``out`` is the experiment's output folder (a Path);
+    the runner trains (reusing :func:`run_cell` / :func:`floor_rows`), prints its tables and writes them to ``out``."""
+    CUSTOM_EXPERIMENTS[name] = runner
+
+
+def experiment_names() -> tuple[str, ...]:
+    """Every experiment ``reproduce`` knows: the grids above and the registered ones."""
+    import gpsviz.experiments  # noqa: F401  (importing registers the experiments with their own runner)
+
+    return EXPERIMENTS + tuple(CUSTOM_EXPERIMENTS)
 
 
 #: The priors of the purity-vs-accuracy experiment (label-free ones, the supervised-transfer one and the oracle).
@@ -117,7 +136,7 @@ def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> 
         return [Cell(f"SimCLR {p}", "simclr", "simclr", overrides={"precision": p, "channels_last": p == "bf16",
                                                                     "data_options": {"n": 5000, "variant": "textured"}},
                      tag=p) for p in ("fp32", "bf16")]
-    raise ConfigError(f"experiment {experiment!r} is unknown; choose {', '.join(EXPERIMENTS)}")
+    raise ConfigError(f"experiment {experiment!r} is unknown; choose {', '.join(experiment_names())}")
 
 
 def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str | None):
@@ -246,6 +265,10 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 100_000):
         raise ConfigError(f"epochs={epochs!r} is impossible: it must be an integer in [1, 100000] (or omit it "
                           f"for the scale's default)")
+    experiment_names()                                     # imports (registers) the experiments with a runner
+    if experiment in CUSTOM_EXPERIMENTS:
+        return CUSTOM_EXPERIMENTS[experiment](scale=scale, n_seeds=n_seeds, out=out, device=device,
+                                              datasets=datasets, epochs=epochs, progress=progress)
     cells = experiment_cells(experiment, datasets)
     rows = []
     t0 = time.perf_counter()

@@ -1,0 +1,6 @@
+"""Reproductions with their own runner (``python -m gpsviz reproduce <name>``), one module per paper.
+
+Each module calls :func:`gpsviz.reproduce.register_experiment` at import; this package imports them all, so the
+command line and :func:`gpsviz.reproduce.reproduce` know every experiment. A module builds on the shared grid
+machinery of :mod:`gpsviz.reproduce` (``Cell``, ``run_cell``, ``floor_rows``, ``summarise``, ``format_table``).
+"""
