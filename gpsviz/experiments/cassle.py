@@ -1,0 +1,336 @@
+"""CASSLE reproduction: ``python -m gpsviz reproduce cassle --scale smoke|small|full``.
+
+SimCLR against CASSLE-SimCLR and BYOL against CASSLE-BYOL (the projector also reads each view's 13-column
+augmentation descriptor; the teacher's projector reads its own views'), with the SupCon ceiling at the same
+budget and the floors (raw pixels, random init), on the shapes world (``full``: CIFAR-10, ResNet-18 and the GPU
+settings of :data:`gpsviz.reproduce.SCALES`, with the reference descriptor encoder of 6 × 64).
+
+Per run, on the **backbone** feature (what CASSLE is evaluated on; the projector is thrown away):
+
+* the probes of :func:`gpsviz.evaluate.evaluate_run`: shape class and colour factor, linear and kNN. A linear
+  colour probe is a poor witness on shapes (raw pixels read the colour at 99 %), so kNN colour -- how the
+  embedding is *organised* -- is reported beside it;
+* augmentation-parameter prediction (:func:`gpsviz.sensitivity.param_prediction`): R² per descriptor column of
+  a ridge probe fitted on views of the train split and reported on views of the test split; mean over the columns
+  that vary and per family;
+* sensitivity (:func:`gpsviz.sensitivity.sensitivity`): cosine similarity of clean image and augmented view, one
+  family at a time, at backbone and projector.
+
+The claim checked: colour probe ≥ baseline + 20 points with shape accuracy within 2 points.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from gpsviz.errors import ConfigError
+from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
+                              run_cell, summarise)
+from gpsviz.utils import atomic_write_bytes, atomic_write_json
+
+__all__ = ["METHODS", "cassle_cells", "cassle_configs", "run_analysis", "floor_analysis", "run_cassle",
+           "r2_table", "sensitivity_table", "notebook_runs", "comparison_table"]
+
+#: (name, recipe) of the compared methods, in table order; the ceiling comes last.
+METHODS = (("SimCLR", "simclr"), ("CASSLE-SimCLR", "cassle-simclr"), ("BYOL", "byol"),
+           ("CASSLE-BYOL", "cassle-byol"), ("SupCon (ceiling)", "supcon"))
+DATASETS = ("shapes", "fashion-mnist")
+AUG = {"shapes": "strong", "fashion-mnist": "simclr", "cifar10": "simclr"}
+#: The descriptor encoder at the full scale: the reference 6 Linear+BN+ReLU layers of width 64.
+FULL_HEAD = {"encoder_depth": 6, "encoder_width": 64}
+ACC_METRICS = ["linear_label", "knn_label", "linear_colour", "knn_colour"]
+R2_METRICS = ["r2_mean", "r2_crop", "r2_colour", "r2_colour_diff", "r2_grayscale"]
+SENS_FAMILIES = ("crop", "colour", "grayscale")
+#: Images of each split used by the analyses (views of the train split fit the R² probe; test views report it).
+ANALYSIS_IMAGES = {"smoke": 300, "small": 2000, "full": 10000}
+SENS_IMAGES = 200
+ANALYSIS_VERSION = 1
+
+
+def _data(dataset: str, scale: str) -> str:
+    return FULL_DATA.get(dataset, dataset) if scale == "full" else dataset
+
+
+def _run_dir(cell: Cell, seed: int, out: Path) -> Path:
+    """The run folder :func:`gpsviz.reproduce.run_cell` trains ``cell`` of ``seed`` in."""
+    return out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
+
+
+def cassle_cells(dataset: str = "shapes", scale: str = "small") -> list[Cell]:
+    """The cells of one dataset, in training order (see :data:`METHODS`)."""
+    data = _data(dataset, scale)
+    aug = AUG.get(data, "simclr")
+    cells = []
+    for name, recipe in METHODS:
+        over = {"head_options": dict(FULL_HEAD)} if scale == "full" and recipe.startswith("cassle") else {}
+        cells.append(Cell(name, recipe, aug, data, overrides=over, experiment="cassle"))
+    return cells
+
+
+def cassle_configs(scale: str = "small", n_seeds: int | None = None, datasets: Sequence[str] | None = None,
+                   epochs: int | None = None, device: str | None = None):
+    """Every :class:`~gpsviz.config.TrainConfig` the experiment would train (validated on construction), as
+    ``[(cell, seed, config)]``: what the tests check for the ``full`` scale without training."""
+    if scale not in SCALES:
+        raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
+    n = SCALES[scale]["seeds"] if n_seeds is None else n_seeds
+    return [(c, s, _config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or ("shapes",))
+            for c in cassle_cells(d, scale)]
+
+
+def _flatten(prefix: str, d: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in d.items()}
+
+
+def run_analysis(run_dir: str | Path, scale: str = "small", seed: int = 0) -> dict[str, Any]:
+    """R² of augmentation-parameter prediction and clean-vs-view sensitivity of one trained run, cached in
+    ``<run_dir>/cassle_analysis.json`` (recomputed when the checkpoint's config changed).
+
+    Returns flat keys: ``r2_mean``, ``r2_<family>``, ``r2_col_<column>``, ``sens_<level>_<family>`` (cosine)
+    and ``sensc_<level>_<family>`` (cosine around the mean clean feature)."""
+    from gpsviz.runs import load_data
+    from gpsviz.sensitivity import FAMILIES, load_run, param_prediction, sensitivity
+
+    run_dir = Path(run_dir)
+    cache = run_dir / "cassle_analysis.json"
+    run = load_run(run_dir)
+    key = {"config": run.config.to_dict(), "version": ANALYSIS_VERSION, "scale": scale}
+    if cache.exists():
+        c = json.loads(cache.read_text())
+        if c.get("key") == key:
+            return c["result"]
+    train_ds, test_ds = load_data(run.config)
+    n = ANALYSIS_IMAGES.get(scale, 2000)
+    pp = param_prediction(run, train_ds, test_ds, seed=seed, max_images=n)
+    res: dict[str, Any] = {"r2_mean": pp["r2_mean"], **_flatten("r2_", pp["r2_family"]),
+                           **_flatten("r2_col_", pp["r2"])}
+    imgs = test_ds.images[:SENS_IMAGES]
+    for centre, tag in ((False, "sens"), (True, "sensc")):
+        for r in sensitivity(run, imgs, FAMILIES, seed=seed, centre=centre):
+            res[f"{tag}_{r['level']}_{r['family']}"] = r["similarity"]
+    atomic_write_json(cache, {"key": key, "result": res})
+    return res
+
+
+def floor_analysis(dataset: str, scale: str, seed: int, out: Path, device: str | None = None) -> dict[str, dict]:
+    """R² of the floors (ridge on the raw pixels of the views; on a randomly initialised backbone), cached in
+    ``out/runs/<dataset>-floors-s<seed>/cassle_r2.json``. Returns ``{"raw pixels": {...}, "random init": {...}}``."""
+    import torch
+
+    from gpsviz.models import build_backbone
+    from gpsviz.runs import load_data
+    from gpsviz.sensitivity import param_prediction
+
+    cfg = _config(Cell("floors", "simclr", AUG.get(dataset, "simclr"), dataset, experiment="cassle"), scale, seed,
+                  None, device)
+    key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed,
+           "aug": cfg.aug, "version": ANALYSIS_VERSION, "scale": scale}
+    path = out / "runs" / f"{dataset}-floors-s{seed}" / "cassle_r2.json"
+    if path.exists():
+        c = json.loads(path.read_text())
+        if c.get("key") == key:
+            return c["result"]
+    train_ds, test_ds = load_data(cfg)
+    n = ANALYSIS_IMAGES.get(scale, 2000)
+    torch.manual_seed(seed)
+    net = build_backbone(cfg.backbone, in_channels=train_ds.channels, **cfg.backbone_options)
+    res = {}
+    from gpsviz.augment import Augmenter
+
+    for name, model in (("raw pixels", "pixels"), ("random init", net)):
+        pp = param_prediction(model, train_ds, test_ds, augmenter=Augmenter(cfg.aug, cfg.strength), seed=seed,
+                              max_images=n)
+        res[name] = {"r2_mean": pp["r2_mean"], **_flatten("r2_", pp["r2_family"]), **_flatten("r2_col_", pp["r2"])}
+    atomic_write_json(path, {"key": key, "result": res})
+    return res
+
+
+def _ms(vals: list[float], digits: int = 2) -> str:
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    if not vals:
+        return "–"
+    m = statistics.fmean(vals)
+    return f"{m:.{digits}f}" + (f" ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else "")
+
+
+def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict]]:
+    g: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        g.setdefault((r["dataset"], r["name"]), []).append(r)
+    return g
+
+
+def r2_table(rows: list[dict[str, Any]], metrics: Sequence[str] = R2_METRICS) -> str:
+    """Markdown: R² (mean ± std over seeds) per method and floor."""
+    lines = ["| dataset | method | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (3 + len(metrics))]
+    for (data, name), rs in _groups(rows).items():
+        if not any(m in r for r in rs for m in metrics):
+            continue
+        cells = [_ms([r.get(m, float("nan")) for r in rs]) for m in metrics]
+        lines.append(f"| {data} | {name} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sensitivity_table(rows: list[dict[str, Any]], families: Sequence[str] = SENS_FAMILIES,
+                      prefix: str = "sens") -> str:
+    """Markdown: clean-vs-view cosine similarity per family, backbone / projector (mean over seeds)."""
+    head = " | ".join(f"{f} backbone | {f} projector" for f in families)
+    lines = [f"| dataset | method | seeds | {head} |", "|" + "---|" * (3 + 2 * len(families))]
+    for (data, name), rs in _groups(rows).items():
+        if not any(f"{prefix}_backbone_{families[0]}" in r for r in rs):
+            continue
+        cells = [_ms([r[f"{prefix}_{lvl}_{f}"] for r in rs if f"{prefix}_{lvl}_{f}" in r], 3)
+                 for f in families for lvl in ("backbone", "projector")]
+        lines.append(f"| {data} | {name} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _aim(rows: list[dict[str, Any]]) -> str:
+    """The issue's aim, per pair: colour (linear and kNN) gain and shape change of CASSLE over its baseline."""
+    g = _groups(rows)
+    lines = []
+    for data in dict.fromkeys(d for d, _ in g):
+        for base, cassle in (("SimCLR", "CASSLE-SimCLR"), ("BYOL", "CASSLE-BYOL")):
+            if (data, base) not in g or (data, cassle) not in g:
+                continue
+            m = lambda name, k: statistics.fmean([r[k] for r in g[(data, name)] if k in r]) * 100  # noqa: E731
+            try:
+                dl = m(cassle, "linear_colour") - m(base, "linear_colour")
+                dk = m(cassle, "knn_colour") - m(base, "knn_colour")
+                ds = m(cassle, "linear_label") - m(base, "linear_label")
+            except statistics.StatisticsError:
+                continue
+            ok = (dl >= 20 or dk >= 20) and abs(ds) <= 2
+            lines.append(f"- {data}, {cassle} vs {base}: colour linear {dl:+.1f}, colour kNN {dk:+.1f} points; "
+                         f"shape linear {ds:+.1f} points -> aim (colour +20, shape within 2) "
+                         f"{'met' if ok else 'missed'}")
+    return "\n".join(lines)
+
+
+def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/reproduce/cassle-small",
+               device: str | None = None, datasets: Sequence[str] | None = None, epochs: int | None = None,
+               progress: bool = True) -> list[dict[str, Any]]:
+    """Train and evaluate the :data:`METHODS` per dataset and seed (seed by seed, so an interrupted run has every
+    method for the seeds it finished), analyse each run, add the floors, print and save ``table.md`` /
+    ``results.json``. Returns the accuracy table (mean ± std over seeds)."""
+    out = Path(out)
+    datasets = list(datasets or ("shapes",))
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise ConfigError(f"reproduce cassle: datasets {bad} are not part of this experiment; choose from "
+                          f"{', '.join(DATASETS)}")
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    total = len(METHODS) * len(datasets) * n_seeds
+    i = 0
+    for seed in range(n_seeds):
+        for dataset in datasets:
+            for cell in cassle_cells(dataset, scale):
+                i += 1
+                print(f"[{i}/{total}] {cell.data} {cell.name} aug={cell.aug} seed={seed}", flush=True)
+                res = run_cell(cell, scale, seed, out, epochs, device, progress)
+                res = {**res, **run_analysis(_run_dir(cell, seed, out), scale, seed)}
+                colour = (f", colour linear {100 * res['linear_colour']:.1f} % kNN {100 * res['knn_colour']:.1f} %"
+                          if "knn_colour" in res else "")
+                print(f"    label {100 * res['linear_label']:.1f} %{colour}, R² {res['r2_mean']:.3f}, "
+                      f"trained in {res['train_time']:.0f} s", flush=True)
+                rows.append(res)
+            data = _data(dataset, scale)
+            fl = floor_rows(data, scale, seed, out, device, "cassle")
+            r2 = floor_analysis(data, scale, seed, out, device)
+            rows.extend({**r, **r2.get(r["name"], {})} for r in fl)
+    metrics = [m for m in ACC_METRICS if any(m in r for r in rows)]
+    table = summarise(rows, metrics + R2_METRICS)
+    text = (format_table(table, metrics)
+            + "\n\nAugmentation-parameter prediction, R² of a ridge probe on the frozen backbone (views of the test "
+              "split; mean over the descriptor columns that vary, and per family):\n\n" + r2_table(rows)
+            + "\n\nSensitivity: cosine similarity of clean image and augmented view (one family at a time, "
+              f"{SENS_IMAGES} test images × 4 views), backbone | projector:\n\n" + sensitivity_table(rows)
+            + "\n\nThe same, cosine around the mean clean feature (centred):\n\n"
+            + sensitivity_table(rows, prefix="sensc") + "\n\nAim:\n" + _aim(rows))
+    wall = time.perf_counter() - t0
+    print(text)
+    print(f"total time {wall:.0f}s; runs in {out / 'runs'}")
+    atomic_write_bytes(out / "table.md", (text + "\n").encode())
+    atomic_write_json(out / "results.json", {"experiment": "cassle", "scale": scale, "table": table,
+                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from gpsviz.plots.cassle import plot_sensitivity_bars
+
+        fig = plot_sensitivity_bars(rows)
+        fig.savefig(out / "sensitivity.png", dpi=120, bbox_inches="tight")
+    except Exception as e:  # a figure must not lose the table
+        print(f"(figure skipped: {e})")
+    return table
+
+
+register_experiment("cassle", run_cassle)
+
+
+# ---------------------------------------------------------------------------------------------- notebook 05
+def notebook_runs(recipes: Sequence[str] = ("simclr", "cassle-simclr"), data: str = "shapes", n_train: int = 4000,
+                  epochs: int = 8, batch_size: int = 128, seed: int = 0, aug: str | None = None,
+                  eval_size: int = 2000, root: str | Path | None = None, progress: bool = True) -> dict[str, Path]:
+    """Train (or reload) notebook 05's runs: ``{recipe: run folder}``, kept under
+    ``<data>/runs/nb05-<data>-<recipe>-<config key>`` (re-running a cell reloads them)."""
+    from gpsviz.config import TrainConfig
+    from gpsviz.runs import train_or_resume
+
+    aug = aug or AUG.get(data, "simclr")
+    out = {}
+    for recipe in recipes:
+        cfg = TrainConfig(recipe=recipe, data=data, aug=aug, epochs=epochs, batch_size=batch_size, seed=seed,
+                          data_options={"n": n_train}, eval_size=eval_size)
+        out[recipe] = train_or_resume(cfg, f"nb05-{data}-{recipe}", root=root, progress=progress).out_dir
+    return out
+
+
+def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train: int = 4000, seed: int = 0,
+                     r2_images: int = 1000):
+    """Notebook 05's table: per run the task probes (shape/class; colour on shapes, linear and kNN, %) and the
+    mean R² of augmentation-parameter prediction, then the floors (raw pixels, random init). pandas DataFrame."""
+    import pandas as pd
+    import torch
+
+    from gpsviz.augment import Augmenter
+    from gpsviz.config import TrainConfig
+    from gpsviz.evaluate import probe_floors
+    from gpsviz.models import build_backbone
+    from gpsviz.runs import load_data
+    from gpsviz.sensitivity import load_run, param_prediction, task_probes
+
+    names = {r: n for n, r in METHODS}
+    rows = []
+    splits = None
+    for recipe, run_dir in runs.items():
+        run = load_run(run_dir)
+        splits = splits or load_data(run.config)
+        t = task_probes(run_dir, data=splits)
+        pp = param_prediction(run, *splits, seed=seed, max_images=r2_images)
+        rows.append({"method": names.get(recipe, recipe), **{k: 100 * v for k, v in t.items()
+                                                            if k.startswith(("linear_", "knn_"))},
+                     "R² (mean)": pp["r2_mean"], "R² colour": pp["r2_family"]["colour"],
+                     "R² crop": pp["r2_family"]["crop"]})
+    if splits is None:
+        splits = load_data(TrainConfig(data=data, data_options={"n": n_train}))
+    targets = [t for t in ("label", "colour") if t in splits[0].target_names()]
+    floors = probe_floors(*splits, targets=targets, seed=seed)
+    torch.manual_seed(seed)
+    net = build_backbone("small-cnn", in_channels=splits[0].channels)
+    aug = Augmenter(AUG.get(data, "simclr"))
+    for name, model in (("raw pixels", "pixels"), ("random init", net)):
+        pp = param_prediction(model, *splits, augmenter=aug, seed=seed, max_images=r2_images)
+        rows.append({"method": f"{name} (floor)", **{k: 100 * v for k, v in floors[name].items()},
+                     "R² (mean)": pp["r2_mean"], "R² colour": pp["r2_family"]["colour"],
+                     "R² crop": pp["r2_family"]["crop"]})
+    df = pd.DataFrame(rows)
+    keep = ["method"] + [c for c in ("linear_label", "knn_label", "linear_colour", "knn_colour") if c in df] + \
+        ["R² (mean)", "R² colour", "R² crop"]
+    return df[keep].round(3)

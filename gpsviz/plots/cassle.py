@@ -1,0 +1,205 @@
+"""Figures of CASSLE's analyses (notebook 05, ``reproduce cassle``, the sensitivity explorer).
+
+Inputs are the rows of :mod:`gpsviz.sensitivity`: ``sensitivity`` / ``strength_sweep`` rows
+``{"run", "family", "strength", "level", "similarity", "std"}`` and ``param_prediction`` results.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["plot_sensitivity", "plot_strength_sweep", "plot_r2", "plot_probe_comparison",
+           "plot_sensitivity_bars", "plot_explorer"]
+
+LEVEL_STYLE = {"backbone": "-", "projector": "--"}
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _runs(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["run"] for r in rows))
+
+
+def plot_sensitivity(rows: Sequence[dict[str, Any]], title: str | None = None, fig: Any = None):
+    """Two panels (backbone, projector): per augmentation family, one bar per run of the mean clean-vs-view
+    cosine similarity (± std over views). Lower = the feature still records that augmentation."""
+    plt = _plt()
+    runs = _runs(rows)
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    if fig is None:
+        fig = plt.figure(figsize=(max(7.0, 1.4 * len(families) * max(1, len(runs)) * 0.6 + 4), 3.6))
+    axes = fig.subplots(1, 2, sharey=True)
+    width = 0.8 / max(1, len(runs))
+    lo = min([r["similarity"] - r.get("std", 0) for r in rows] + [1.0])
+    for ax, level in zip(axes, ("backbone", "projector")):
+        for j, run in enumerate(runs):
+            xs, ys, es = [], [], []
+            for i, f in enumerate(families):
+                r = next((r for r in rows if r["run"] == run and r["family"] == f and r["level"] == level), None)
+                if r is None:
+                    continue
+                xs.append(i + (j - (len(runs) - 1) / 2) * width)
+                ys.append(r["similarity"])
+                es.append(r.get("std", 0.0))
+            ax.bar(xs, ys, width, yerr=es, capsize=2, color=plt.cm.tab10(j % 10), label=run)
+        ax.set_xticks(range(len(families)), families)
+        ax.set_title(f"at the {level}")
+        ax.set_ylim(max(-1.0, lo - 0.05), 1.01)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("cos(clean, augmented view)")
+    axes[1].legend(fontsize=8, loc="lower left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_strength_sweep(rows: Sequence[dict[str, Any]], title: str | None = None, ax: Any = None):
+    """Clean-vs-view similarity against the family's strength: one colour per run, solid = backbone,
+    dashed = projector."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for j, run in enumerate(_runs(rows)):
+        for level in ("backbone", "projector"):
+            rs = sorted((r for r in rows if r["run"] == run and r["level"] == level), key=lambda r: r["strength"])
+            if not rs:
+                continue
+            ax.plot([r["strength"] for r in rs], [r["similarity"] for r in rs], LEVEL_STYLE[level], marker="o",
+                    ms=3, color=plt.cm.tab10(j % 10), label=f"{run} · {level}")
+    fam = next(iter(dict.fromkeys(r["family"] for r in rows)), "")
+    ax.set_xlabel(f"{fam} strength (0 = identity, 1 = the training preset)")
+    ax.set_ylabel("cos(clean, augmented view)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_r2(results: Mapping[str, dict[str, Any]], title: str | None = None):
+    """Bars of the held-out R² per descriptor column (one colour per run); columns the augmentation never
+    varies (NaN) are left out."""
+    plt = _plt()
+    names = list(results)
+    cols = [c for c in next(iter(results.values()))["r2"]
+            if any(not math.isnan(results[n]["r2"][c]) for n in names)]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(cols) * max(1, len(names)) * 0.6 + 3), 3.6))
+    width = 0.8 / max(1, len(names))
+    for j, n in enumerate(names):
+        xs = np.arange(len(cols)) + (j - (len(names) - 1) / 2) * width
+        ax.bar(xs, [results[n]["r2"][c] for c in cols], width, color=plt.cm.tab10(j % 10),
+               label=f"{n} (mean {results[n]['r2_mean']:.2f})")
+    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right")
+    ax.set_ylabel("held-out R² (ridge probe)")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.0)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probe_comparison(df, tasks: Sequence[str] = ("linear_label", "linear_colour", "knn_colour"),
+                          title: str | None = None):
+    """Grouped bars (%) of the task probes per method (rows of a DataFrame with a ``method`` column)."""
+    plt = _plt()
+    tasks = [t for t in tasks if t in df.columns]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(df) + 2), 3.8))
+    width = 0.8 / max(1, len(tasks))
+    for j, t in enumerate(tasks):
+        xs = np.arange(len(df)) + (j - (len(tasks) - 1) / 2) * width
+        bars = ax.bar(xs, df[t].to_numpy(), width, label=t.replace("_", " "), color=plt.cm.Set2(j % 8))
+        for b, y in zip(bars, df[t].to_numpy()):
+            ax.text(b.get_x() + b.get_width() / 2, y + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(df)), df["method"], rotation=20, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 110)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(tasks))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sensitivity_bars(rows: Sequence[dict[str, Any]], families: Sequence[str] = ("crop", "colour", "grayscale"),
+                          prefix: str = "sens"):
+    """:func:`plot_sensitivity` of ``reproduce cassle``'s rows (keys ``<prefix>_<level>_<family>``), averaged
+    over the seeds of each method."""
+    out = []
+    names = list(dict.fromkeys(r["name"] for r in rows if f"{prefix}_backbone_{families[0]}" in r))
+    for n in names:
+        rs = [r for r in rows if r["name"] == n and f"{prefix}_backbone_{families[0]}" in r]
+        for f in families:
+            for level in ("backbone", "projector"):
+                v = np.array([r[f"{prefix}_{level}_{f}"] for r in rs])
+                out.append({"run": n, "family": f, "level": level, "similarity": float(v.mean()),
+                            "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0})
+    return plot_sensitivity(out, title="clean vs augmented view (mean ± std over seeds)")
+
+
+def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, Sequence[float]]],
+                  params_true: Sequence[Sequence[float]], params_pred: Mapping[str, Sequence[Sequence[float]]],
+                  columns: Sequence[str], fig: Any = None, title: str | None = None, mean=None, std=None):
+    """The sensitivity explorer's figure: the clean image and its views (top row), the per-view similarity to
+    the clean image at backbone and projector for each run (middle), and, per view, the true vs predicted values
+    of ``columns`` (bottom; prediction from a ridge probe on each run's backbone).
+
+    ``views``: float normalised (V+1)×C×H×W, the clean image first. ``sims[run][level]``: V floats.
+    ``params_true``: V × len(columns); ``params_pred[run]``: V × len(columns)."""
+    from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
+
+    if fig is None:
+        fig = _plt().figure()
+    fig.clear()
+    nv = views.shape[0] - 1
+    fig.set_size_inches(max(8.0, 1.3 * (nv + 1)), 7.2)
+    gs = fig.add_gridspec(3, nv + 1, height_ratios=[1.0, 1.5, 1.5])
+    imgs = unnormalize(views, DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std)
+    for i in range(nv + 1):
+        ax = fig.add_subplot(gs[0, i])
+        im = imgs[i].permute(1, 2, 0).numpy()
+        ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap="gray" if im.shape[-1] == 1 else None,
+                  vmin=0, vmax=1)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title("clean" if i == 0 else f"view {i}", fontsize=8)
+    import matplotlib.cm as cm
+
+    ax = fig.add_subplot(gs[1, :])
+    x = np.arange(1, nv + 1)
+    for j, n in enumerate(names):
+        for level in ("backbone", "projector"):
+            ax.plot(x, sims[n][level], LEVEL_STYLE[level], marker="o", color=cm.tab10(j % 10),
+                    label=f"{n} · {level} (mean {np.mean(sims[n][level]):.3f})")
+    ax.set_xticks(x, [f"view {i}" for i in x])
+    ax.set_ylabel("cos(clean, view)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax = fig.add_subplot(gs[2, :])
+    true = np.asarray(params_true, dtype=float)
+    markers = "os^v"
+    for c, col in enumerate(columns):
+        ax.plot(x + 0.0, true[:, c], "k" + markers[c % 4], ms=7, mfc="none",
+                label=f"true {col}" if c < 4 else None)
+        for j, n in enumerate(names):
+            pred = np.asarray(params_pred[n], dtype=float)
+            ax.plot(x + 0.12 * (j + 1), pred[:, c], markers[c % 4], color=cm.tab10(j % 10), ms=5,
+                    label=f"{n}" if c == 0 else None)
+    ax.set_xticks(x, [f"view {i}" for i in x])
+    ax.set_ylabel("parameter: true (open) vs predicted")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
