@@ -4,4 +4,5 @@ Each module calls :func:`gpsviz.reproduce.register_experiment` at import; this p
 command line and :func:`gpsviz.reproduce.reproduce` know every experiment. A module builds on the shared grid
 machinery of :mod:`gpsviz.reproduce` (``Cell``, ``run_cell``, ``floor_rows``, ``summarise``, ``format_table``).
 """
+from gpsviz.experiments import spps  # noqa: E402,F401  (SPPS: reproduce spps)
 from gpsviz.experiments import cassle  # noqa: E402,F401  (CASSLE: reproduce cassle)

@@ -2,9 +2,10 @@
 from gpsviz.plots.augment import plot_views
 from gpsviz.plots.data import plot_image_grid, to_display
 from gpsviz.plots.neighbours import plot_distance_histogram, plot_neighbours, plot_purity_curves
+from gpsviz.plots.spps import plot_gps_vs_spps, plot_purity_size, plot_semantic_set, plot_set_sizes
 from gpsviz.plots.training import (embed_2d, factor_colours, plot_embedding, plot_learning_curves,
                                    plot_results_bars)
 
 __all__ = ["plot_views", "plot_image_grid", "to_display", "plot_neighbours", "plot_distance_histogram",
            "plot_purity_curves", "embed_2d", "factor_colours", "plot_embedding", "plot_learning_curves",
-           "plot_results_bars"]
+           "plot_results_bars", "plot_gps_vs_spps", "plot_purity_size", "plot_semantic_set", "plot_set_sizes"]

@@ -15,17 +15,24 @@ GPS *replaces* the anchor's augmented partner by one neighbour; SPPS *adds* a se
 set is empty gets extra views of itself (the batch keeps (2 + members)·B views, so processes stay in step).
 ``target_purity`` picks the threshold from the labels instead (the lowest threshold whose sets reach that
 purity): an analysis tool that uses labels, not an SSL method — say so when you report it.
+``threshold_quantile`` picks it without labels: the given quantile of all N×K similarities (0.75 with k=4 keeps
+about one member per image on average, the most similar pairs of the whole dataset), so one setting suits
+encoders whose similarities live on different scales. Reports: :meth:`SemanticSetPositives.report` /
+:func:`set_report` (per-anchor sets, sizes, purities) and :func:`purity_size_curve` (the trade-off over
+thresholds); :func:`semantic_sets` mines and returns a prepared source in one call.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 
 from gpsviz.errors import ConfigError, DataError
 from gpsviz.positives.base import PositiveSource, ViewPlan, _as_anchors, merge_groups, register_positives
 
-__all__ = ["SemanticSetPositives", "threshold_for_purity"]
+__all__ = ["SemanticSetPositives", "SetReport", "threshold_for_purity", "semantic_sets", "set_report",
+           "purity_size_curve"]
 
 
 def threshold_for_purity(sims: torch.Tensor, same: torch.Tensor, target: float) -> float:
@@ -54,6 +61,8 @@ class SemanticSetPositives(PositiveSource):
         k: largest set size (nearest others considered).
         threshold: cosine similarity a member must reach (in [−1, 1]); ignored when ``target_purity`` is set.
         target_purity: choose the threshold for this label purity (uses labels; for analysis and teaching).
+        threshold_quantile: choose the threshold as this quantile (in (0, 1)) of the mined similarities, without
+            labels; ignored when ``target_purity`` is set.
         members: extra views per anchor drawn from its set (with replacement).
         root: data folder for the prior cache. embedding: a precomputed N×D prior. progress: progress bars.
     """
@@ -63,7 +72,7 @@ class SemanticSetPositives(PositiveSource):
     def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 4,
                  threshold: float = 0.95, target_purity: float | None = None, members: int = 1,
                  root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
-                 **prior_kwargs: Any) -> None:
+                 threshold_quantile: float | None = None, **prior_kwargs: Any) -> None:
         super().__init__()
         from gpsviz.priors import available_priors
 
@@ -78,6 +87,11 @@ class SemanticSetPositives(PositiveSource):
             raise ConfigError(f"semantic: threshold is a cosine similarity in [-1, 1], got {threshold!r}")
         if target_purity is not None and not (isinstance(target_purity, (int, float)) and 0 < target_purity <= 1):
             raise ConfigError(f"semantic: target_purity must lie in (0, 1], got {target_purity!r}")
+        if threshold_quantile is not None and not (isinstance(threshold_quantile, (int, float))
+                                                   and not isinstance(threshold_quantile, bool)
+                                                   and 0 < threshold_quantile < 1):
+            raise ConfigError(f"semantic: threshold_quantile must lie in (0, 1) (e.g. 0.75), got {threshold_quantile!r}")
+        self.threshold_quantile = threshold_quantile
         self.prior, self.k, self.members = prior, k, members
         self.prior_options = {**(prior_options or {}), **prior_kwargs}
         self.threshold, self.target_purity = float(threshold), target_purity
@@ -121,6 +135,8 @@ class SemanticSetPositives(PositiveSource):
                 raise ConfigError("semantic: target_purity needs a fully labelled dataset")
             same = self.labels[self.table] == self.labels[:, None]
             self.threshold = threshold_for_purity(self.sims, same, float(self.target_purity))
+        elif self.threshold_quantile is not None:
+            self.threshold = float(torch.quantile(self.sims.flatten(), float(self.threshold_quantile)))
         self.valid = self.sims >= self.threshold
 
     # ------------------------------------------------------------------ reports
@@ -137,6 +153,21 @@ class SemanticSetPositives(PositiveSource):
         same = (self.labels[self.table] == self.labels[:, None]) & self.valid
         total = int(self.valid.sum())
         return float(same.sum()) / total if total else float("nan")
+
+    def report(self, threshold: float | None = None, k: int | None = None) -> "SetReport":
+        """Per-anchor sets, sizes and purities for ``threshold`` and ``k`` (default: the source's own) from the
+        mined table: no new search, so any ``k`` up to the mined one and any threshold are cheap (see
+        :func:`set_report`)."""
+        self._check_ready()
+        return set_report(self.table, self.sims, self.labels, self.threshold if threshold is None else threshold,
+                          self.table.shape[1] if k is None else k)
+
+    def purity_size_curve(self, thresholds: Sequence[float] | None = None, k: int | None = None
+                          ) -> dict[str, list[float]]:
+        """The purity–size trade-off over ``thresholds`` (see :func:`purity_size_curve`)."""
+        self._check_ready()
+        return purity_size_curve(self.table, self.sims, self.labels, thresholds,
+                                 self.table.shape[1] if k is None else k)
 
     def _check_ready(self) -> None:
         if self.table is None:
@@ -172,5 +203,133 @@ class SemanticSetPositives(PositiveSource):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(prior=self.prior, k=self.k, threshold=self.threshold, members=self.members)
+        d.update(prior=self.prior, k=self.k, threshold=self.threshold, members=self.members,
+                 threshold_quantile=self.threshold_quantile)
         return d
+
+
+# ---------------------------------------------------------------------------------------------- reports
+@dataclass
+class SetReport:
+    """The semantic sets of every image for one (threshold, k), with their sizes and purities.
+
+    Attributes:
+        threshold, k: the cosine threshold and the largest set size used.
+        members: int64 N×k, the members of each image's set, most similar first; ``-1`` pads a smaller set.
+        sims: float32 N×k cosine similarities of the k nearest others (members or not).
+        sizes: int64 N, the set size of each image (0 … k).
+        anchor_purity: float32 N, share of each set's members with the anchor's class (NaN: empty set or no labels).
+        purity: share of *all* members, pooled over sets, with their anchor's class (what
+            :meth:`SemanticSetPositives.purity` and :func:`threshold_for_purity` use; NaN when no set has a member).
+        mean_size: mean set size over all images (empty sets count as 0).
+        empty: share of images whose set is empty (SPPS then adds views of the anchor itself).
+    """
+
+    threshold: float
+    k: int
+    members: torch.Tensor
+    sims: torch.Tensor
+    sizes: torch.Tensor
+    anchor_purity: torch.Tensor
+    purity: float
+    mean_size: float
+    empty: float
+
+    def summary(self) -> dict[str, float]:
+        """The scalars: threshold, k, purity, mean_size, empty, images, members (total)."""
+        return {"threshold": self.threshold, "k": self.k, "purity": self.purity, "mean_size": self.mean_size,
+                "empty": self.empty, "images": int(self.sizes.numel()), "members": int(self.sizes.sum())}
+
+    def size_counts(self) -> torch.Tensor:
+        """int64 k+1: how many images have a set of size 0, 1, …, k."""
+        return torch.bincount(self.sizes, minlength=self.k + 1)
+
+
+def _check_table(table: torch.Tensor, sims: torch.Tensor, k: int) -> None:
+    if table.ndim != 2 or table.shape != sims.shape:
+        raise ConfigError(f"semantic sets: table and sims must both be N×K, got {tuple(table.shape)} and "
+                          f"{tuple(sims.shape)}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= table.shape[1]:
+        raise ConfigError(f"semantic sets: k must be an integer in [1, {table.shape[1]}] (the mined table's width; "
+                          f"mine with a larger k to see larger sets), got {k!r}")
+
+
+def set_report(table: torch.Tensor, sims: torch.Tensor, labels: torch.Tensor | None, threshold: float,
+               k: int) -> SetReport:
+    """Sets, sizes and purities from a mined neighbour table.
+
+    Args:
+        table: int64 N×K, each image's K nearest others (most similar first; e.g. ``source.table``).
+        sims: float N×K their cosine similarities (descending per row).
+        labels: int64 N classes (``-1`` unknown) or None (purities are then NaN).
+        threshold: a member's similarity must be ≥ this (cosine, in [−1, 1]).
+        k: keep at most the first k columns (1 ≤ k ≤ K).
+    Returns a :class:`SetReport`. Purity goes through :func:`gpsviz.diagnostics.per_anchor_purity`."""
+    from gpsviz.diagnostics import per_anchor_purity
+
+    table, sims = torch.as_tensor(table).long(), torch.as_tensor(sims).float()
+    _check_table(table, sims, k)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"semantic sets: threshold is a cosine similarity in [-1, 1], got {threshold!r}")
+    idx, s = table[:, :k], sims[:, :k]
+    valid = s >= float(threshold)                                                   # N×k
+    sizes = valid.sum(1)
+    members = torch.where(valid, idx, torch.full_like(idx, -1))
+    n = table.shape[0]
+    if labels is None:
+        per = torch.full((n,), float("nan"))
+        pooled = float("nan")
+    else:
+        per = per_anchor_purity(idx, torch.as_tensor(labels).long(), valid=valid)    # N, NaN for empty sets
+        ok = ~torch.isnan(per)
+        w = sizes[ok].float()
+        pooled = float((per[ok] * w).sum() / w.sum()) if float(w.sum()) > 0 else float("nan")
+    return SetReport(threshold=float(threshold), k=int(k), members=members, sims=s, sizes=sizes,
+                     anchor_purity=per, purity=pooled, mean_size=float(sizes.float().mean()),
+                     empty=float((sizes == 0).float().mean()))
+
+
+def purity_size_curve(table: torch.Tensor, sims: torch.Tensor, labels: torch.Tensor | None,
+                      thresholds: Sequence[float] | None = None, k: int | None = None) -> dict[str, list[float]]:
+    """The purity–size trade-off of semantic sets: raising the threshold makes sets purer and smaller.
+
+    Args:
+        table, sims, labels: as in :func:`set_report` (N×K, N×K, N).
+        thresholds: cosine thresholds (default: 21 evenly spaced from the 5th to the 99.5th percentile of the
+            similarities, so the curve spans nearly-full to nearly-empty sets).
+        k: largest set size (default K).
+    Returns ``{"threshold": [...], "purity": [...], "mean_size": [...], "empty": [...]}`` (lists of equal length,
+    thresholds ascending); purity is pooled over members (NaN where every set is empty)."""
+    sims = torch.as_tensor(sims).float()
+    k = sims.shape[1] if k is None else k
+    if thresholds is None:
+        flat = sims[:, :k].flatten()
+        lo, hi = torch.quantile(flat, torch.tensor([0.05, 0.995])).tolist()
+        thresholds = torch.linspace(lo, hi, 21).clamp(-1, 1).tolist()
+    out: dict[str, list[float]] = {"threshold": [], "purity": [], "mean_size": [], "empty": []}
+    for t in sorted(float(t) for t in thresholds):
+        r = set_report(table, sims, labels, t, k)
+        for key in out:
+            out[key].append(getattr(r, key))
+    return out
+
+
+def semantic_sets(dataset: Any, prior: str = "hog-invariant", k: int = 4, threshold: float = 0.95,
+                  target_purity: float | None = None, threshold_quantile: float | None = None,
+                  root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = False,
+                  **prior_options: Any) -> SemanticSetPositives:
+    """Mine the semantic sets of ``dataset`` in one call and return the prepared source (``.report()``,
+    ``.purity_size_curve()``, ``.plan()``).
+
+    ``prior`` is any GPS prior name — ``"checkpoint"`` with ``run="path/to/run"`` mines with a gpsviz run's backbone,
+    as the paper mines with a pretrained encoder — or pass ``embedding`` (N×D). Further keywords are the prior's
+    options (e.g. ``dim=32`` for ``pca``)::
+
+        src = semantic_sets(train_ds, prior="checkpoint", run="data/runs/simclr-…", k=4, threshold=0.9)
+        print(src.report().summary())        # purity, mean set size, share of empty sets
+    """
+    src = SemanticSetPositives(prior=prior, k=k, threshold=threshold, target_purity=target_purity, root=root,
+                               embedding=embedding, progress=progress, threshold_quantile=threshold_quantile,
+                               **prior_options)
+    src.prepare(dataset)
+    return src

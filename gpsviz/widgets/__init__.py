@@ -2,11 +2,13 @@
 
 * :class:`NeighbourExplorer` -- an anchor and its nearest neighbours in each prior space (GPS-SSL positives).
 * :class:`AugmentExplorer` -- an image beside its augmented views and their parameters.
+* :class:`SetExplorer` -- an anchor's SPPS semantic set for any threshold and k, its purity, the set sizes.
 
 Each prints a machine-readable status line after every redraw (``explorer-state: ... done``,
 ``augment-state: ... done``) that the browser tests wait for.
 """
 from gpsviz.widgets.augment_explorer import AugmentExplorer
 from gpsviz.widgets.neighbour_explorer import NeighbourExplorer
+from gpsviz.widgets.set_explorer import SetExplorer
 
-__all__ = ["AugmentExplorer", "NeighbourExplorer"]
+__all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer"]
