@@ -37,7 +37,7 @@ from gpsviz.errors import ConfigError
 from gpsviz.models.heads import DESCRIPTOR_FAMILIES  # descriptor columns of each family
 
 __all__ = ["FAMILIES", "LEVELS", "family_config", "LoadedRun", "load_run", "view_similarity", "sensitivity",
-           "strength_sweep", "augmented_features", "ridge_r2", "param_prediction", "task_probes",
+           "strength_sweep", "augmented_features", "RidgeProbe", "fit_ridge", "r2_score", "ridge_r2", "param_prediction", "task_probes",
            "DESCRIPTOR_FAMILIES"]
 
 #: Augmentation families that :func:`family_config` applies alone.
@@ -83,6 +83,12 @@ def family_config(family: str, strength: float = 1.0, base: str | AugmentConfig 
 
 
 # ---------------------------------------------------------------------------------------------- a trained run
+def _device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without parameters)."""
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @dataclass
 class LoadedRun:
     """A trained run ready for analysis (eval mode, CPU unless moved).
@@ -117,7 +123,7 @@ class LoadedRun:
         float32 on CPU. ``params`` is needed by a conditioned projector."""
         self.backbone.eval()
         self.projector.eval()
-        dev = next(self.backbone.parameters()).device
+        dev = _device(self.backbone)
         if self.conditioned and params is None:
             raise ConfigError(f"run {self.name!r} has a conditioned projector: pass the views' AugParams")
         size = tuple(views.shape[-2:])
@@ -248,42 +254,71 @@ def _ridge_weights(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) ->
     return [vh.T @ ((s / (s * s + a)).unsqueeze(1) * uty) for a in alphas]
 
 
-def ridge_r2(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-             alphas: Sequence[float] = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4), val_fraction: float = 0.2,
-             seed: int = 0) -> torch.Tensor:
-    """Held-out R² per target column of a ridge regression (float64), α chosen per column on a validation part
-    of the train set (never on test).
+ALPHAS = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4)
 
-    train_x N×d, train_y N×P, test_x M×d, test_y M×P → float64 P: ``1 − SSE/SST`` on test (SST around the
-    test mean; 1 = perfect, 0 = no better than the mean, < 0 worse). A column constant on test (e.g. blur σ when
-    the augmentation never blurs) gives NaN. Features are standardised with train statistics."""
-    if train_x.shape[0] != train_y.shape[0] or test_x.shape[0] != test_y.shape[0]:
-        raise ConfigError("ridge_r2: features and targets must have the same number of rows")
-    if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
-        raise ConfigError("ridge_r2: train and test must have the same feature and target widths")
-    if train_x.shape[0] < 5:
-        raise ConfigError(f"ridge_r2: need at least 5 training rows, got {train_x.shape[0]}")
-    xt, yt = train_x.double(), train_y.double()
-    xs, ys = test_x.double(), test_y.double()
+
+@dataclass
+class RidgeProbe:
+    """A fitted ridge regression (float64): ``predict(x)`` maps N×d features to N×P targets."""
+
+    mean: torch.Tensor      # d, feature mean (standardisation)
+    scale: torch.Tensor     # d, feature std
+    x_centre: torch.Tensor  # d, mean of the standardised training features
+    y_centre: torch.Tensor  # P
+    weight: torch.Tensor    # d×P
+    alpha: torch.Tensor     # P, the α chosen per column
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """N×d → float64 N×P."""
+        xs = (x.double() - self.mean) / self.scale
+        return (xs - self.x_centre) @ self.weight + self.y_centre
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2,
+              seed: int = 0) -> RidgeProbe:
+    """Fit a ridge probe on train features x (N×d) → targets y (N×P): features standardised, α chosen per
+    column on a validation part (``val_fraction``) of these rows, then refitted on all of them."""
+    if x.shape[0] != y.shape[0]:
+        raise ConfigError("fit_ridge: features and targets must have the same number of rows")
+    if x.shape[0] < 5:
+        raise ConfigError(f"fit_ridge: need at least 5 training rows, got {x.shape[0]}")
+    xt, yt = x.double(), y.double()
     mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
-    xt, xs = (xt - mu) / sd, (xs - mu) / sd
+    xt = (xt - mu) / sd
     n = xt.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(val_fraction * n)))
     va, fi = perm[:n_val], perm[n_val:]
-    ym = yt[fi].mean(0)
-    ws = _ridge_weights(xt[fi] - xt[fi].mean(0), yt[fi] - ym, alphas)
-    xm = xt[fi].mean(0)
+    xm, ym = xt[fi].mean(0), yt[fi].mean(0)
+    ws = _ridge_weights(xt[fi] - xm, yt[fi] - ym, alphas)
     val_err = torch.stack([(((xt[va] - xm) @ w + ym - yt[va]) ** 2).mean(0) for w in ws])   # A×P
     best = val_err.argmin(0)                                                                 # P
-    ym_all, xm_all = yt.mean(0), xt.mean(0)
+    xm_all, ym_all = xt.mean(0), yt.mean(0)
     ws_all = _ridge_weights(xt - xm_all, yt - ym_all, alphas)
     w = torch.stack([ws_all[int(best[j])][:, j] for j in range(yt.shape[1])], dim=1)       # d×P
-    pred = (xs - xm_all) @ w + ym_all                                                      # M×P
-    sse = ((pred - ys) ** 2).sum(0)
-    sst = ((ys - ys.mean(0)) ** 2).sum(0)
+    return RidgeProbe(mu, sd, xm_all, ym_all, w, torch.tensor([alphas[int(b)] for b in best], dtype=torch.float64))
+
+
+def r2_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """R² per column (float64 P): ``1 − SSE/SST``, SST around the target's mean; NaN for a constant column."""
+    pred, target = pred.double(), target.double()
+    sse = ((pred - target) ** 2).sum(0)
+    sst = ((target - target.mean(0)) ** 2).sum(0)
     r2 = 1.0 - sse / sst.clamp_min(1e-300)
-    return torch.where(sst > 1e-12 * ys.shape[0], r2, torch.full_like(r2, float("nan")))
+    return torch.where(sst > 1e-12 * target.shape[0], r2, torch.full_like(r2, float("nan")))
+
+
+def ridge_r2(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+             alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2, seed: int = 0) -> torch.Tensor:
+    """Held-out R² per target column of a ridge regression (:func:`fit_ridge` on train, :func:`r2_score` on
+    test). train_x N×d, train_y N×P, test_x M×d, test_y M×P → float64 P (1 = perfect, 0 = no better than the
+    test mean, < 0 worse; NaN for a column constant on test, e.g. blur σ when the augmentation never blurs)."""
+    if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
+        raise ConfigError("ridge_r2: train and test must have the same feature and target widths")
+    if test_x.shape[0] != test_y.shape[0]:
+        raise ConfigError("ridge_r2: features and targets must have the same number of rows")
+    probe = fit_ridge(train_x, train_y, alphas, val_fraction, seed)
+    return r2_score(probe.predict(test_x), test_y)
 
 
 def _summary(r2: torch.Tensor) -> dict[str, Any]:
@@ -321,7 +356,7 @@ def param_prediction(run: LoadedRun | nn.Module | str, train_images: Any, test_i
     else:
         net = run.backbone if isinstance(run, LoadedRun) else run
         net.eval()
-        dev = next(net.parameters()).device
+        dev = _device(net)
         embed = lambda v: net(v.to(dev))  # noqa: E731
     tr = getattr(train_images, "images", train_images)
     te = getattr(test_images, "images", test_images)

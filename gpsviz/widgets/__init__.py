@@ -3,6 +3,7 @@
 * :class:`NeighbourExplorer` -- an anchor and its nearest neighbours in each prior space (GPS-SSL positives).
 * :class:`AugmentExplorer` -- an image beside its augmented views and their parameters.
 * :class:`SetExplorer` -- an anchor's SPPS semantic set for any threshold and k, its purity, the set sizes.
+* :class:`SensitivityExplorer` -- a baseline's and a CASSLE backbone's similarity of augmented views to the clean image.
 
 Each prints a machine-readable status line after every redraw (``explorer-state: ... done``,
 ``augment-state: ... done``) that the browser tests wait for.
@@ -10,5 +11,6 @@ Each prints a machine-readable status line after every redraw (``explorer-state:
 from gpsviz.widgets.augment_explorer import AugmentExplorer
 from gpsviz.widgets.neighbour_explorer import NeighbourExplorer
 from gpsviz.widgets.set_explorer import SetExplorer
+from gpsviz.widgets.sensitivity_explorer import SensitivityExplorer
 
-__all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer"]
+__all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer", "SensitivityExplorer"]
