@@ -131,13 +131,14 @@ def plot_purity_size(curves: Mapping[str, Mapping[str, Sequence[float]]], *, cha
     return fig
 
 
-def plot_gps_vs_spps(dataset, anchors: Sequence[int] | torch.Tensor, gps, spps, generator=None, *,
+def plot_gps_vs_spps(dataset, anchors: Sequence[int] | torch.Tensor | None, gps, spps, generator=None, *,
                      tile_inches: float = 1.0):
     """GPS *replaces* the partner, SPPS *adds* a set: for each anchor two rows, from the sources' own plans.
 
     Args:
         dataset: ImageDataset.
-        anchors: int64 A, rows of the anchors.
+        anchors: int64 A, rows of the anchors; None: the first three images whose set is not empty and the first
+            whose set is empty (both cases SPPS meets).
         gps: a prepared :class:`~gpsviz.positives.NeighbourPositives` (its ``plan`` gives [anchor, partner]).
         spps: a prepared :class:`~gpsviz.positives.SemanticSetPositives` on the same prior.
         generator: torch.Generator for the sources' random draws.
@@ -145,9 +146,12 @@ def plot_gps_vs_spps(dataset, anchors: Sequence[int] | torch.Tensor, gps, spps, 
     view). Row "SPPS": the anchor twice (its own augmented pair, kept) then every member of its set (the batch
     samples ``members`` of them per step). Frames: green same class, red other class. Returns the Figure."""
     plt = _plt()
+    rep = spps.report()
+    if anchors is None:
+        full, empty = (rep.sizes > 0).nonzero().flatten(), (rep.sizes == 0).nonzero().flatten()
+        anchors = torch.cat([full[:3], empty[:1]])
     anchors = torch.as_tensor(anchors).long().reshape(-1)
     gplan = gps.plan(anchors, generator=generator)
-    rep = spps.report()
     a = len(anchors)
     width = 2 + max(1 + rep.k, 1)
     fig, axes = plt.subplots(2 * a, 1, figsize=(width * tile_inches * 1.35, 2 * a * tile_inches * 1.6 + 0.3),
@@ -170,5 +174,38 @@ def plot_gps_vs_spps(dataset, anchors: Sequence[int] | torch.Tensor, gps, spps, 
     return fig
 
 
-__all__ = ["plot_semantic_set", "plot_set_sizes", "plot_purity_size", "plot_gps_vs_spps", "SAME_COLOUR",
+def plot_method_comparison(frame, metric: str = "linear %", *, ax=None, title: str | None = None):
+    """Horizontal bars of ``metric`` per method; rows whose method ends in "(floor)" become dashed vertical lines.
+
+    Args:
+        frame: a pandas DataFrame (or list of dicts) with a ``method`` column and ``metric`` (percent), e.g.
+            :func:`gpsviz.experiments.spps.notebook_comparison`'s.
+    Returns the Figure."""
+    plt = _plt()
+    rows = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
+    floors = [r for r in rows if str(r["method"]).endswith("(floor)")]
+    bars = [r for r in rows if r not in floors]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(bars) + 1.4))
+    fig = ax.figure
+    ys = np.arange(len(bars))[::-1]
+    vals = [float(r[metric]) for r in bars]
+    ax.barh(ys, vals, color=[plt.cm.tab10(i % 10) for i in range(len(bars))], height=0.6)
+    for y, v in zip(ys, vals):
+        ax.text(v + 0.5, y, f"{v:.1f}", va="center", fontsize=9)
+    ax.set_yticks(ys, [str(r["method"]) for r in bars])
+    for j, r in enumerate(floors):
+        ax.axvline(float(r[metric]), color="0.3", linestyle=("--", ":")[j % 2], linewidth=1.3,
+                   label=f"{r['method']}: {float(r[metric]):.1f}")
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(metric)
+    ax.set_title(title or f"{metric} by method (lines: floors)", fontsize=10)
+    if floors:
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.grid(axis="x", alpha=0.25)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["plot_method_comparison", "plot_semantic_set", "plot_set_sizes", "plot_purity_size", "plot_gps_vs_spps", "SAME_COLOUR",
            "DIFF_COLOUR"]

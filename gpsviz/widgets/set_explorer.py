@@ -55,7 +55,7 @@ class SetExplorer(StatusMixin, widgets.VBox):
     """
 
     def __init__(self, dataset, source, *, anchor: int = 0, threshold: float | None = None, k: int | None = None,
-                 threshold_step: float = 0.001, seed: int = 0, ncols: int = 8, dpi: float = 80):
+                 threshold_step: float = 0.005, seed: int = 0, ncols: int = 8, dpi: float = 80):
         super().__init__()
         if getattr(source, "table", None) is None:
             raise ConfigError("SetExplorer: the source has no sets yet; call source.prepare(dataset) (or use "
