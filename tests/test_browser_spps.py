@@ -42,7 +42,7 @@ def test_set_explorer_in_the_browser(chromium_page):
                           timeout=FIRST_RENDER_S)
         wait_until_executed(page, timeout=FIRST_RENDER_S)          # training cells done: the kernel is free
         st = _check(m)
-        anchor, threshold, k = int(st["a"]), float(st["t"]), int(st["k"])
+        anchor, threshold, k = int(st["anchor"]), float(st["threshold"]), int(st["k"])
         assert (threshold, k) == (0.9, 4), m.group(0)
         assert page.locator(f"{EXPLORER} .gpsviz-figure").first.is_visible()
         screenshot(page, "set-explorer-initial-page")

@@ -10,6 +10,7 @@ import torch
 from gpsviz.errors import ConfigError
 from gpsviz.positives import SemanticSetPositives
 from gpsviz.positives.semantic import purity_size_curve, semantic_sets, set_report
+from test_spps_uota_swav import clustered                 # 4 noisy clusters in 16-d (tests/ is on sys.path)
 
 # 4 images, K = 3 nearest others each (most similar first); classes 0, 0, 1, 1
 TABLE = torch.tensor([[1, 2, 3], [0, 3, 2], [3, 0, 1], [2, 1, 0]])
@@ -49,15 +50,8 @@ def test_purity_size_curve_trades_size_for_purity():
     assert all(a >= b for a, b in zip(auto["mean_size"], auto["mean_size"][1:]))
 
 
-def clustered(n_per=30, classes=4, noise=0.6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(classes, 16, generator=g)
-    labels = torch.arange(classes).repeat_interleave(n_per)
-    return centres[labels] + noise * torch.randn(len(labels), 16, generator=g), labels
-
-
 def test_source_report_matches_its_mined_sets_and_quantile_threshold_is_label_free():
-    emb, labels = clustered()
+    emb, labels = clustered(n_per=30, noise=0.6)
     src = SemanticSetPositives(prior="pixels", k=4, threshold_quantile=0.75)
     src.mine(emb, labels)
     assert src.threshold == pytest.approx(float(torch.quantile(src.sims.flatten(), 0.75)))

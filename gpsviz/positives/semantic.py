@@ -150,9 +150,7 @@ class SemanticSetPositives(PositiveSource):
         self._check_ready()
         if self.labels is None:
             raise ConfigError("semantic: purity needs labels (prepare with a labelled dataset)")
-        same = (self.labels[self.table] == self.labels[:, None]) & self.valid
-        total = int(self.valid.sum())
-        return float(same.sum()) / total if total else float("nan")
+        return self.report().purity
 
     def report(self, threshold: float | None = None, k: int | None = None) -> "SetReport":
         """Per-anchor sets, sizes and purities for ``threshold`` and ``k`` (default: the source's own) from the
