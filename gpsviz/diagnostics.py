@@ -88,3 +88,325 @@ def embedding_purity(embedding: torch.Tensor | np.ndarray, labels: torch.Tensor,
     """Purity of the k nearest neighbours (self excluded, squared L2 by default) in an embedding, e.g. a prior:
     :func:`purity_curve` at one k. embedding N×D, labels int64 N. (``gpsviz.priors.purity`` is this function.)"""
     return purity_curve(embedding, labels, [k], metric=metric)[int(k)]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Dubois et al.: the conditions under which a probe can read every augmentation-invariant task off a representation
+# (invariance, decodability of the equivalence class, a simplex-ETF geometry of the class means, effective rank),
+# and label efficiency. Every function fits on the train split (or on one set of augmentation draws) and reports on
+# a held-out split (or on fresh draws).
+
+import math  # noqa: E402  (used by the functions below)
+from typing import Any  # noqa: E402
+
+#: Augmentation families whose invariance :func:`measure_invariance` reports ("all" = the whole preset).
+INVARIANCE_FAMILIES = ("crop", "flip", "colour", "blur", "all")
+_FAMILY_FIELDS = {"crop": ("crop_p",), "flip": ("flip_p",), "colour": ("jitter_p", "grayscale_p"),
+                  "blur": ("blur_p",), "solarize": ("solarize_p",)}
+
+
+def invariance_ratio(z_a: torch.Tensor, z_b: torch.Tensor) -> float:
+    """How close two views of one image are, relative to two different images.
+
+    Args:
+        z_a, z_b: float N×D, row i = the features of two views (independent augmentations) of image i.
+
+    Returns:
+        mean_i ‖z_a,i − z_b,i‖ / mean_{i≠j} ‖z_a,i − z_b,j‖: 0 = perfectly invariant (views coincide), about 1 =
+        a view is no closer to its partner than to another image. NaN when every feature is the same point.
+    """
+    a, b = torch.as_tensor(z_a).double(), torch.as_tensor(z_b).double()
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
+        raise ConfigError(f"invariance_ratio: z_a and z_b must both be N×D with N ≥ 2, got {tuple(a.shape)} and "
+                          f"{tuple(b.shape)}")
+    d = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")   # N×N: view a of i ↔ view b of j
+    n = d.shape[0]
+    same = d.diagonal().mean()
+    other = (d.sum() - d.diagonal().sum()) / (n * (n - 1))
+    return float(same / other) if other > 0 else float("nan")
+
+
+def family_config(preset: str | Any = "strong", family: str = "all", strength: float = 1.0):
+    """The augmentation of ``preset`` (name or AugmentConfig) restricted to one family (crop, flip, colour =
+    jitter + grayscale, blur, solarize; ``all`` = unchanged), at ``strength``. Returns an AugmentConfig, or None
+    when the preset never applies that family."""
+    from gpsviz.augment import AugmentConfig
+
+    cfg = preset if isinstance(preset, AugmentConfig) else AugmentConfig.preset(preset)
+    cfg = cfg.replace(strength=cfg.strength * float(strength))
+    if family == "all":
+        return cfg
+    if family not in _FAMILY_FIELDS:
+        raise ConfigError(f"augmentation family {family!r} is unknown; choose from {', '.join(INVARIANCE_FAMILIES)}")
+    eff = cfg.effective()
+    if not any(getattr(eff, f) > 0 for f in _FAMILY_FIELDS[family]):
+        return None
+    off = {f: 0.0 for fam, fields in _FAMILY_FIELDS.items() if fam != family for f in fields}
+    return cfg.replace(**off)
+
+
+@torch.no_grad()
+def view_features(backbone: torch.nn.Module, images: torch.Tensor, augmenter: Any, generator: torch.Generator,
+                  batch_size: int = 256, device: Any = None) -> torch.Tensor:
+    """Backbone features (eval mode) of one augmented view of each image: uint8 N×C×H×W → float32 N×D (CPU).
+    The augmenter's normalisation is the training one; the backbone's mode and device are restored."""
+    from gpsviz.utils import resolve_device
+
+    dev = resolve_device(device) if device is not None else next(backbone.parameters()).device
+    was, orig = backbone.training, next(backbone.parameters()).device
+    backbone.eval().to(dev)
+    out = []
+    try:
+        for i in range(0, images.shape[0], batch_size):
+            views, _ = augmenter(images[i:i + batch_size], generator=generator)
+            out.append(backbone(views.to(dev)).float().flatten(1).cpu())
+    finally:
+        backbone.to(orig).train(was)
+    return torch.cat(out)
+
+
+def measure_invariance(backbone: torch.nn.Module, dataset: Any, preset: str | Any = "strong", strength: float = 1.0,
+                       families: Iterable[str] = INVARIANCE_FAMILIES, n: int = 500, seed: int = 0,
+                       device: Any = None) -> dict[str, float]:
+    """:func:`invariance_ratio` of a backbone per augmentation family, on ``n`` images of ``dataset`` (use the
+    held-out split) with two independent draws of the family's augmentation. Families the preset never applies
+    are left out. Returns ``{family: ratio}``."""
+    from gpsviz.augment import Augmenter
+
+    images = dataset.images[: int(n)]
+    out = {}
+    for fam in families:
+        cfg = family_config(preset, fam, strength)
+        if cfg is None:
+            continue
+        aug = Augmenter(cfg)
+        g = torch.Generator().manual_seed(seed)
+        out[fam] = invariance_ratio(view_features(backbone, images, aug, g, device=device),
+                                    view_features(backbone, images, aug, g, device=device))
+    return out
+
+
+class _Split:
+    """A minimal labelled split for :mod:`gpsviz.evaluate`'s probes (``split`` + ``targets``)."""
+
+    def __init__(self, labels: torch.Tensor, split: str) -> None:
+        self.labels, self.split = torch.as_tensor(labels).long(), split
+
+    def targets(self, target: str) -> tuple[torch.Tensor, list[str]]:
+        return self.labels, [str(i) for i in range(int(self.labels.max()) + 1)]
+
+
+def instance_decodability(fit_features: torch.Tensor, fit_ids: torch.Tensor, test_features: torch.Tensor,
+                          test_ids: torch.Tensor, seed: int = 0) -> float:
+    """Linear accuracy at recovering which image a view came from (the augmentation equivalence class).
+
+    Args:
+        fit_features: float M×D features of views used to fit the probe; fit_ids: int64 M, their image (0…N−1).
+        test_features, test_ids: other views (fresh augmentation draws) of the same N images, to report on.
+
+    Returns:
+        held-out accuracy of :func:`gpsviz.evaluate.linear_probe` among N images (chance = 1/N).
+    """
+    from gpsviz.evaluate import Features, linear_probe
+
+    tr = Features(torch.as_tensor(fit_features).float(), _Split(fit_ids, "train"))
+    te = Features(torch.as_tensor(test_features).float(), _Split(test_ids, "test"))
+    return float(linear_probe(tr, te, target="instance", seed=seed)["test_acc"])
+
+
+def measure_decodability(backbone: torch.nn.Module, dataset: Any, preset: str | Any = "strong",
+                         strength: float = 1.0, n_images: int = 100, fit_views: int = 8, test_views: int = 4,
+                         seed: int = 0, device: Any = None) -> float:
+    """:func:`instance_decodability` of a backbone: ``n_images`` images of ``dataset`` (use the held-out split),
+    ``fit_views`` augmented views each to fit, ``test_views`` fresh views each to report (chance 1/n_images)."""
+    from gpsviz.augment import Augmenter
+
+    images = dataset.images[: int(n_images)]
+    n = images.shape[0]
+    aug = Augmenter(family_config(preset, "all", strength))
+    g = torch.Generator().manual_seed(seed)
+    feats = [view_features(backbone, images, aug, g, device=device) for _ in range(fit_views + test_views)]
+    ids = torch.arange(n)
+    return instance_decodability(torch.cat(feats[:fit_views]), ids.repeat(fit_views),
+                                 torch.cat(feats[fit_views:]), ids.repeat(test_views), seed=seed)
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred, unit-norm class means: features float N×D, labels int64 N (``-1`` = unknown, skipped) →
+    (U float C×D, the means minus their average, each scaled to norm 1; classes int64 C present)."""
+    f = torch.as_tensor(features).double()
+    y = torch.as_tensor(labels).long()
+    classes = torch.unique(y[y >= 0])
+    if classes.numel() < 2:
+        raise ConfigError("class_means: need at least two labelled classes")
+    mu = torch.stack([f[y == c].mean(0) for c in classes])       # C×D
+    mu = mu - mu.mean(0, keepdim=True)
+    return mu / mu.norm(dim=1, keepdim=True).clamp_min(1e-12), classes
+
+
+def etf_distance(features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Distance of the class means from a simplex equiangular tight frame.
+
+    With U the centred unit-norm class means (:func:`class_means`), a simplex ETF has pairwise cosines
+    −1/(C−1). Returns ``{"etf_distance": mean_{c≠c'} |cos(u_c, u_c') + 1/(C−1)|`` (0 = a perfect simplex),
+    ``"norm_cv"``: std/mean of the centred means' norms before scaling (0 = equal norms), ``"mean_cos"``}.
+    Compute it on the held-out split."""
+    f = torch.as_tensor(features).double()
+    y = torch.as_tensor(labels).long()
+    u, classes = class_means(f, y)
+    c = u.shape[0]
+    cos = u @ u.T
+    off = ~torch.eye(c, dtype=torch.bool)
+    raw = torch.stack([f[y == k].mean(0) for k in classes])
+    norms = (raw - raw.mean(0, keepdim=True)).norm(dim=1)
+    return {"etf_distance": float((cos[off] + 1.0 / (c - 1)).abs().mean()),
+            "norm_cv": float(norms.std() / norms.mean().clamp_min(1e-12)), "mean_cos": float(cos[off].mean())}
+
+
+def simplex_etf(c: int) -> torch.Tensor:
+    """The ideal: C unit vectors (rows of a C×C float64 matrix, in the span orthogonal to the all-ones vector)
+    with pairwise cosine −1/(C−1)."""
+    if c < 2:
+        raise ConfigError(f"simplex_etf: need at least 2 classes, got {c}")
+    m = torch.eye(c, dtype=torch.float64) - 1.0 / c
+    return m / m.norm(dim=1, keepdim=True)
+
+
+def etf_view_2d(features: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A 2-D picture of the class means against the ideal simplex.
+
+    The centred unit-norm class means U (C×D) are rotated onto the ideal ETF V (C×C, :func:`simplex_etf`) by
+    orthogonal Procrustes (class c ↔ vertex c), then both are projected on the plane in which the ideal is a
+    regular C-gon (vertex c at angle 2πc/C, radius 1). Returns (means C×2, ideal C×2) as numpy arrays: a perfect
+    simplex puts each mean on its vertex; collapsed or clumped classes fall towards the centre or each other."""
+    u, _ = class_means(features, labels)
+    c = u.shape[0]
+    v = simplex_etf(c)
+    a, _, bt = torch.linalg.svd(u.T @ v, full_matrices=False)     # D×C, C×C: argmax tr(RᵀUᵀV)
+    aligned = u @ (a @ bt)                                        # C×C in the ideal's coordinates
+    ang = 2 * math.pi * torch.arange(c, dtype=torch.float64) / c
+    plane = torch.stack([torch.cos(ang), torch.sin(ang)], 1) * math.sqrt((c - 1) / c)   # C×2, radius 1
+    ideal = v @ plane
+    return (aligned @ plane).numpy(), ideal.numpy()
+
+
+def effective_rank(features: torch.Tensor, eps: float = 1e-7) -> float:
+    """Entropy-based effective rank (RankMe): exp(−Σ p_k log p_k), p_k = σ_k/Σσ + eps, σ the singular values of
+    the (uncentred) feature matrix float N×D. 1 = every feature on one line (collapse); min(N, D) = isotropic."""
+    f = torch.as_tensor(features).double()
+    if f.ndim != 2 or min(f.shape) < 1:
+        raise ConfigError(f"effective_rank: features must be N×D, got {tuple(f.shape)}")
+    s = torch.linalg.svdvals(f)
+    if float(s.sum()) == 0.0:
+        return float("nan")
+    p = s / s.sum() + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+#: Labelled images per class of :func:`label_efficiency` (``None`` = all of them).
+PER_CLASS = (1, 5, 10, 50, None)
+
+
+def label_efficiency(train: Any, test: Any, per_class: Iterable[int | None] = PER_CLASS,
+                     probes: Iterable[str] = ("linear", "mlp"), target: str = "label", seed: int = 0,
+                     full: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Probe accuracy against the number of labelled training images per class.
+
+    Args:
+        train, test: :class:`gpsviz.evaluate.Features` of the train and held-out splits.
+        per_class: images per class drawn (seeded) from train; ``None`` = all (classes with fewer keep all theirs).
+        probes: ``linear`` and/or ``mlp`` (:func:`gpsviz.evaluate.linear_probe` / ``mlp_probe``).
+        full: optional ``{probe: accuracy}`` already measured on all of train (reused instead of refitting).
+
+    Returns:
+        rows ``{"per_class": n or "all", "probe", "n_train", "test_acc"}``.
+    """
+    from gpsviz.evaluate import _labelled, linear_probe, mlp_probe
+
+    fns = {"linear": linear_probe, "mlp": mlp_probe}
+    bad = [p for p in probes if p not in fns]
+    if bad:
+        raise ConfigError(f"label_efficiency: unknown probe(s) {bad}; choose linear and/or mlp")
+    y = _labelled(train.features, train.targets(target)[0])[1]
+    rows = []
+    for k in per_class:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigError(f"label_efficiency: per_class entries must be positive integers or None, got {k!r}")
+        sub = None
+        if k is not None:
+            g = torch.Generator().manual_seed(seed)
+            sub = torch.cat([idx[torch.randperm(idx.numel(), generator=g)[:k]]
+                             for idx in (torch.nonzero(y == c).flatten() for c in torch.unique(y))])
+        for p in probes:
+            if k is None and full and p in full:
+                acc, n = float(full[p]), int(y.numel())
+            else:
+                r = fns[p](train, test, target=target, seed=seed, train_subset=sub)
+                acc, n = float(r["test_acc"]), int(r["n_train"])
+            rows.append({"per_class": "all" if k is None else int(k), "probe": p, "n_train": n, "test_acc": acc})
+    return rows
+
+
+# ------------------------------------------------------------------------- Dubois et al.: representations with known answers
+#: Kinds of :func:`constructed_representation`.
+CONSTRUCTED_KINDS = ("ideal", "simplex", "collapsed", "invariant-undecodable", "not-invariant")
+
+
+def constructed_representation(kind: str, n_images: int = 100, n_classes: int = 10, views: int = 4,
+                               dim: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A representation whose conditions are known, for tests and notebook 06.
+
+    Kinds (N = ``n_images`` images in C = ``n_classes`` balanced classes, V = ``views`` views each, D = ``dim``):
+
+    - ``simplex``: every view of every image of class c is the simplex-ETF vertex c (scaled by 3): invariant,
+      ETF distance 0, effective rank C−1, but images of one class cannot be told apart.
+    - ``invariant-undecodable``: the same construction under its teaching name (invariance 0, instance
+      decodability C/N = chance within a class).
+    - ``ideal``: vertex c plus a per-image offset (zero mean within each class, in the D−C other dimensions),
+      identical across views: invariant, decodable, class means exactly on the simplex.
+    - ``collapsed``: one random direction times a random positive scale per view: effective rank 1.
+    - ``not-invariant``: an independent random vector per view: invariance ratio about 1, decodability chance.
+
+    Returns ``{"views": float V×N×D, "labels": int64 N}`` (view v of image i = ``views[v, i]``).
+    """
+    if kind not in CONSTRUCTED_KINDS:
+        raise ConfigError(f"constructed_representation: kind {kind!r} is unknown; choose from "
+                          f"{', '.join(CONSTRUCTED_KINDS)}")
+    if dim < n_classes + 1 or n_images < 2 * n_classes:
+        raise ConfigError(f"constructed_representation: need dim > n_classes and at least two images per class, "
+                          f"got dim={dim}, n_classes={n_classes}, n_images={n_images}")
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_images) % n_classes
+    vert = torch.zeros(n_classes, dim, dtype=torch.float64)
+    vert[:, :n_classes] = 3.0 * simplex_etf(n_classes)
+    if kind in ("simplex", "invariant-undecodable"):
+        one = vert[labels]
+        v = one.expand(views, -1, -1).clone()
+    elif kind == "ideal":
+        off = torch.zeros(n_images, dim, dtype=torch.float64)
+        off[:, n_classes:] = torch.randn(n_images, dim - n_classes, generator=g, dtype=torch.float64)
+        for c in range(n_classes):
+            off[labels == c] -= off[labels == c].mean(0)
+        v = (vert[labels] + off).expand(views, -1, -1).clone()
+    elif kind == "collapsed":
+        u = torch.randn(dim, generator=g, dtype=torch.float64)
+        v = (0.5 + torch.rand(views, n_images, 1, generator=g, dtype=torch.float64)) * u
+    else:
+        v = torch.randn(views, n_images, dim, generator=g, dtype=torch.float64)
+    return {"views": v.float(), "labels": labels}
+
+
+def conditions_of(rep: dict[str, torch.Tensor], fit_views: int | None = None, seed: int = 0) -> dict[str, float]:
+    """The four conditions of a :func:`constructed_representation` (or any ``{"views": V×N×D, "labels": N}``):
+    invariance (views 0 and 1), instance decodability (fit on the first ``fit_views`` views, default V−1, report
+    on the rest), ETF distance and effective rank (of view 0)."""
+    v, y = rep["views"], rep["labels"]
+    nv, n = v.shape[0], v.shape[1]
+    k = nv - 1 if fit_views is None else int(fit_views)
+    if not 1 <= k < nv or nv < 2:
+        raise ConfigError(f"conditions_of: need ≥ 2 views and 1 ≤ fit_views < {nv}, got {fit_views}")
+    ids = torch.arange(n)
+    return {"invariance": invariance_ratio(v[0], v[1]),
+            "decodability": instance_decodability(v[:k].reshape(-1, v.shape[2]), ids.repeat(k),
+                                                   v[k:].reshape(-1, v.shape[2]), ids.repeat(nv - k), seed=seed),
+            "etf_distance": etf_distance(v[0], y)["etf_distance"], "effective_rank": effective_rank(v[0])}

@@ -223,11 +223,12 @@ FLOOR_NAMES = ("raw pixels", "random init")
 
 def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
                  targets: Sequence[str] | None = None, probes: Sequence[str] = ("knn", "linear"),
-                 device=None) -> dict[str, dict[str, float]]:
+                 device=None, backbone_options: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
     """The floors of a results table: the same probes on raw pixels and on a randomly initialised backbone.
 
     ``train_ds``/``test_ds``: ImageDatasets (uint8 N×C×H×W); raw pixels are the flattened images in [0, 1]
-    (N×C·H·W); the random backbone is ``build_backbone(backbone)`` after ``torch.manual_seed(seed)``.
+    (N×C·H·W); the random backbone is ``build_backbone(backbone, **backbone_options)`` after
+    ``torch.manual_seed(seed)`` (give the options the trained runs used, e.g. ``{"width": 16}``).
     ``targets`` defaults as in :func:`evaluate_run`. Returns ``{"raw pixels": {"linear_label": acc, ...},
     "random init": {...}}`` — a learned representation that does not beat both floors has learned nothing.
     """
@@ -237,7 +238,7 @@ def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
         targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
     flat = lambda ds: Features(ds.images.float().flatten(1) / 255.0, ds)  # noqa: E731
     torch.manual_seed(seed)
-    net = build_backbone(backbone, in_channels=train_ds.channels)
+    net = build_backbone(backbone, in_channels=train_ds.channels, **(backbone_options or {}))
     dev = resolve_device(device) if device else "cpu"
     feats = {"raw pixels": (flat(train_ds), flat(test_ds)),
              "random init": (extract(net, train_ds, device=dev), extract(net, test_ds, device=dev))}

@@ -158,8 +158,10 @@ def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str |
 
 
 def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = None,
-             device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train + evaluate one cell for one seed (skipped when its results already exist)."""
+             device: str | None = None, progress: bool = True,
+             targets: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train + evaluate one cell for one seed (skipped when its results already exist). ``targets``: the probed
+    targets (default: :func:`gpsviz.evaluate.evaluate_run`'s, the label and the shapes factors)."""
     from gpsviz.evaluate import evaluate_run
     from gpsviz.train import train
 
@@ -178,7 +180,7 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
         if not resume:
             raise
         run = train(cfg, run_dir, resume=False, progress=progress)  # stale folder from other settings
-    res = evaluate_run(run_dir, write=False)
+    res = evaluate_run(run_dir, targets=targets, write=False)
     res.update(name=cell.name, dataset=cell.data, train_time=time.perf_counter() - t0, config=cfg.to_dict(),
                history=run.history)
     atomic_write_json(res_path, res)
@@ -197,13 +199,16 @@ def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | Non
 
     cfg = _config(Cell("floors", "simclr", "none", dataset, experiment=experiment), scale, seed, None, device)
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
+    if cfg.backbone_options:                       # e.g. a narrower network (the key of older caches is unchanged)
+        key["backbone_options"] = cfg.backbone_options
     path = out / "runs" / f"{dataset}-floors-s{seed}" / "results.json"
     if path.exists():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
             return cached["rows"]
     t0 = time.perf_counter()
-    floors = probe_floors(*load_data(cfg), backbone=cfg.backbone, seed=seed, device=device)
+    floors = probe_floors(*load_data(cfg), backbone=cfg.backbone, seed=seed, device=device,
+                          backbone_options=cfg.backbone_options)
     rows = [{"name": name, "aug": "–", "dataset": dataset, "recipe": "floor", "seed": seed, "data": cfg.data,
              **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
     atomic_write_json(path, {"key": key, "rows": rows})

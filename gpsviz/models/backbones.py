@@ -43,7 +43,7 @@ class SmallCNN(nn.Module):
 
     The first conv has stride 2 (no full-resolution activation: on a CPU those dominate the cost), the second
     and third blocks are followed by a 2×2 max-pool. Channels ``width, width, 2·width, 8·width``;
-    ``out_dim = 8·width`` (256 at the default width 32). Spatial sizes for a 32×32 input: 16 → 8 → 4 → 4 → 1;
+    ``out_dim = 8·width`` unless given (256 at the default width 32). Spatial sizes for a 32×32 input: 16 → 8 → 4 → 4 → 1;
     a 28×28 input goes 14 → 7 → 3 → 3 → 1 (the final adaptive average pool accepts any input of at least 8×8).
     About 6 M multiply-adds per 32×32 image, so an SSL epoch of 10k images × 2 views runs in well under a minute
     on a 2-core CPU.
@@ -54,25 +54,32 @@ class SmallCNN(nn.Module):
         norm: ``"batch"`` (BatchNorm after each conv) or ``"none"`` (no normalisation: a model whose output for
             one image does not depend on the rest of the batch, e.g. to compare multi-process training with one
             process exactly).
+        out_dim: channels of the last block, i.e. the representation's dimension (default ``8·width``); changes
+            the representation's size while the rest of the network stays as it is (Dubois et al.'s dimension
+            experiment, ``reproduce dubois``).
 
     Input float B×C×H×W, output B×out_dim.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 32, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int = 3, width: int = 32, norm: str = "batch", out_dim: int | None = None) -> None:
         super().__init__()
         if in_channels < 1 or width < 1:
             raise ConfigError(f"SmallCNN: in_channels and width must be positive, got {in_channels} and {width}")
+        if out_dim is not None and (isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1):
+            raise ConfigError(f"SmallCNN: out_dim must be a positive integer (channels of the last block) or None "
+                              f"(8·width), got {out_dim!r}")
         if norm not in ("batch", "none"):
             raise ConfigError(f"SmallCNN: norm must be 'batch' or 'none', got {norm!r}")
         w = int(width)
+        d = 8 * w if out_dim is None else int(out_dim)                 # the representation's dimension
         self.features = nn.Sequential(
             _conv_bn_relu(in_channels, w, stride=2, norm=norm),            # B×w×H/2×W/2
             _conv_bn_relu(w, w, norm=norm), nn.MaxPool2d(2),               # B×w×H/4×W/4
             _conv_bn_relu(w, 2 * w, norm=norm), nn.MaxPool2d(2),           # B×2w×H/8×W/8
-            _conv_bn_relu(2 * w, 8 * w, norm=norm),                        # B×8w×H/8×W/8
+            _conv_bn_relu(2 * w, d, norm=norm),                            # B×d×H/8×W/8
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)                     # B×8w×1×1
-        self.out_dim = 8 * w
+        self.pool = nn.AdaptiveAvgPool2d(1)                     # B×d×1×1
+        self.out_dim = d
         self.in_channels = int(in_channels)
         _init_weights(self)
 
