@@ -64,3 +64,15 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, final_
     t = min(1.0, (step - warmup_steps) / span)
     low = base_lr * final_fraction
     return low + 0.5 * (base_lr - low) * (1.0 + math.cos(math.pi * t))
+
+
+def lr_with_restart(step: int, total_steps: int, warmup_steps: int, base_lr: float, restart_step: int | None = None,
+                    factor: float = 2.0, final_fraction: float = 0.0) -> float:
+    """:func:`lr_at`, and from ``restart_step`` on a fresh cosine from ``factor * base_lr`` down to
+    ``final_fraction * base_lr`` at ``total_steps`` (UOTA's reference restart at the end of its warm-up, factor 2).
+    ``restart_step`` None (or ≥ total_steps) = no restart."""
+    if restart_step is None or step < restart_step or restart_step >= total_steps:
+        return lr_at(step, total_steps, warmup_steps, base_lr, final_fraction)
+    t = min(1.0, (step - restart_step) / max(1, total_steps - restart_step))
+    low, high = base_lr * final_fraction, base_lr * factor
+    return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * t))

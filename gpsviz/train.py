@@ -33,7 +33,7 @@ from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.hardware import autocast, pick_layout, resolve_precision
 from gpsviz.models.ssl import SSLModel, cosine_momentum
-from gpsviz.optim import build_optimizer, lr_at
+from gpsviz.optim import build_optimizer, lr_at, lr_with_restart
 from gpsviz.recipes import build_ingredients
 from gpsviz.runfolder import history_csv, repair_history, run_folder
 from gpsviz.step import ssl_step
@@ -166,6 +166,15 @@ class _Loop:
         return batch
 
     # ------------------------------------------------------------------ optimisation
+    def lr_at(self, step: int) -> float:
+        """The learning rate of ``step``: warm-up + cosine, restarted where the weighting asks (UOTA's option)."""
+        restart = getattr(self.weighting, "lr_restart", lambda: None)()
+        if restart is None:
+            return lr_at(step, self.total_steps, self.warmup_steps, self.cfg.lr)
+        fraction, factor = restart
+        return lr_with_restart(step, self.total_steps, self.warmup_steps, self.cfg.lr,
+                               int(math.ceil(fraction * self.total_steps)), factor)
+
     def optimise(self, batch: Batch, lr: float) -> dict[str, Any]:
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -214,7 +223,7 @@ class _Loop:
         bs, lr = self.cfg.batch_size, self.cfg.lr
         for b in range(self.n_batches):
             step = epoch * self.n_batches + b
-            lr = lr_at(step, self.total_steps, self.warmup_steps, self.cfg.lr)
+            lr = self.lr_at(step)
             ta = time.perf_counter()
             batch = self.make_batch(perm[b * bs:(b + 1) * bs], step, epoch)
             aug_time += time.perf_counter() - ta

@@ -8,8 +8,12 @@ Per step, under no gradient and in float32 (z = L2-normalised projections of all
     w     = softmax(−u) over all views of the global batch   (× M gives mean weight 1)
 
 The loss is Σ w·loss_view. Before ``start`` (a fraction of training, the reference starts at epoch 100 of 200)
-the weights are uniform. The reference also restarts its learning-rate schedule at that point; gpsviz keeps one
-schedule (not offered here).
+the weights are uniform; the UOTA weights are computed at every step all the same and returned in the step's
+outputs as ``uota_weights`` (M, × world size, this process's rows; sum 1 over the global batch) with
+``uota_distance`` (u, M), so a diagnostic can follow them through the warm-up (``weights`` is what the loss used).
+The reference also restarts its cosine learning-rate schedule at twice the base rate at that point: the option
+``restart_lr`` (a factor, 0 = off, the default; the reference's 2.0) asks the training loop for that restart
+(:func:`gpsviz.optim.lr_with_restart`).
 """
 from __future__ import annotations
 
@@ -59,21 +63,32 @@ class UOTAWeighting(Weighting):
     Args:
         tau: τ_u, the temperature of the softmax over −distances (reference 350).
         start: fraction of training after which weighting starts (uniform before).
-        eps: added to Σ's diagonal."""
+        eps: added to Σ's diagonal.
+        restart_lr: 0 (default) keeps the run's one learning-rate schedule; a factor f > 0 restarts the cosine
+            schedule at f × the base rate when weighting starts (the reference: 2.0), decaying to 0 at the end."""
 
-    def __init__(self, tau: float = 350.0, start: float = 0.5, eps: float = 1e-8) -> None:
+    def __init__(self, tau: float = 350.0, start: float = 0.5, eps: float = 1e-8, restart_lr: float = 0.0) -> None:
         if not tau > 0:
             raise ConfigError(f"uota: tau must be > 0, got {tau!r}")
         if not 0.0 <= start <= 1.0:
             raise ConfigError(f"uota: start is a fraction of training in [0, 1], got {start!r}")
+        if isinstance(restart_lr, bool) or not isinstance(restart_lr, (int, float)) or not 0 <= restart_lr <= 100:
+            raise ConfigError(f"uota: restart_lr is a factor of the base learning rate in [0, 100] (0 = no restart, "
+                              f"the reference uses 2.0), got {restart_lr!r}")
         self.tau, self.start, self.eps = float(tau), float(start), float(eps)
+        self.restart_lr = float(restart_lr)
+
+    def lr_restart(self) -> tuple[float, float] | None:
+        """``(fraction of training, factor)`` of the learning-rate restart the loop applies, or None (off)."""
+        return (self.start, self.restart_lr) if self.restart_lr > 0 else None
 
     def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
         m = per_view.shape[0]
-        if batch.train_fraction < self.start:
-            return torch.full_like(per_view, 1.0 / m)
         u = uota_scores(out["z"], batch.instance_ids, batch.is_global, self.eps) / self.tau    # M
         w_all = torch.softmax(-D.gather_rows(u), dim=0)                      # over the global batch, sums to 1
-        out["uota_distance"] = u
         # × world size: each process's loss is averaged over processes by DDP, so Σ_ranks w = world
-        return D.local_rows(w_all, m) * D.world_size()
+        w = D.local_rows(w_all, m) * D.world_size()
+        out["uota_distance"], out["uota_weights"] = u, w
+        if batch.train_fraction < self.start:                                # warm-up: uniform weights
+            return torch.full_like(per_view, 1.0 / m)
+        return w

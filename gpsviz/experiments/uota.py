@@ -1,0 +1,346 @@
+"""UOTA reproduction: ``python -m gpsviz reproduce uota --scale smoke|small|full``.
+
+SwAV against UOTA-SwAV and multi-crop SimCLR against UOTA-SimCLR (each pair differs only in the view weighting;
+both use 2 global + 4 local 16 px views), with the SupCon ceiling at the same budget and the floors (raw pixels,
+random init), on the **cluttered** shapes world (distractors, so that a crop can miss the object).
+
+For the UOTA runs a :class:`~gpsviz.view_weights.ViewWeightRecorder` keeps the weights the loss used for the views
+of a fixed set of probe images every epoch, and the ground truth scores them: each view's object coverage (object
+mask × the crop box the augmenter returned, :func:`gpsviz.augment.coverage.view_coverage`), the **AUROC** with which
+a low weight finds the views that miss the object (coverage < 10 %, :func:`gpsviz.diagnostics.uota_auroc`), over
+all recorded views and over the local views alone, and the Spearman / Pearson correlation of weight and coverage.
+The weights scored are UOTA's own at every epoch (during its warm-up the loss still used uniform weights).
+
+Paper (ImageNet, ResNet-50, 200 epochs): SwAV 72.7 → SwAV + UOTA 73.5 linear top-1. Aim here: AUROC ≥ 0.8 and
+UOTA ≥ its baseline. ``full`` holds GPU settings (CIFAR-10, ResNet-18, SwAV multi-crop, 200 epochs, UOTA from
+epoch 100 with the reference's learning-rate restart); CIFAR-10 has no object masks, so it reports accuracy only.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from gpsviz.errors import ConfigError
+from gpsviz.reproduce import format_table, register_experiment, summarise
+from gpsviz.utils import atomic_write_bytes, atomic_write_json
+
+__all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
+           "notebook_runs", "comparison_table"]
+
+#: Multi-crop at 32 px: 2 global views + 4 local 16 px views (the recipes' setting).
+MULTICROP = {"global_views": 2, "local_views": 4, "local_size": 16, "local_scale": (0.05, 0.3)}
+#: (name, recipe, overrides) in table order; the ceiling comes last.
+METHODS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("SwAV", "swav", {}),
+    ("UOTA-SwAV", "uota-swav", {}),
+    ("SimCLR (multi-crop)", "simclr", {"views": "multicrop", "views_options": MULTICROP}),
+    ("UOTA-SimCLR", "uota-simclr", {}),
+    ("SupCon (ceiling)", "supcon", {}),
+)
+PAIRS = (("SwAV", "UOTA-SwAV"), ("SimCLR (multi-crop)", "UOTA-SimCLR"))
+CLUTTER = 1.0
+#: Budget per scale. ``small`` is sized for the shared 2-core CPU (one multi-crop run ≈ 2–3 min there under load).
+UOTA_SCALES: dict[str, dict[str, Any]] = {
+    "smoke": dict(seeds=1, probe=64, common=dict(
+        data="shapes", data_options={"n": 256, "clutter": CLUTTER}, aug="strong", epochs=2, batch_size=64,
+        lr=1e-3, precision="fp32", eval_every=0, weighting_options={"start": 0.5})),
+    "small": dict(seeds=3, probe=500, common=dict(
+        data="shapes", data_options={"n": 2000, "clutter": CLUTTER}, aug="strong", epochs=5, batch_size=128,
+        lr=1e-3, precision="fp32", eval_every=0, weighting_options={"start": 0.5})),
+    # GPU settings: CIFAR-10, ResNet-18, 200 epochs, LARS; SwAV with 3000 prototypes; UOTA from epoch 100 of 200
+    # with the reference's learning-rate restart at twice the base rate (τ_u = 350)
+    "full": dict(seeds=3, probe=2000, common=dict(
+        data="cifar10", data_options={}, aug="simclr", epochs=200, batch_size=256, optimizer="lars", lr=0.6,
+        weight_decay=1e-6, warmup_epochs=10, backbone="resnet18", proj_hidden=2048, proj_dim=128,
+        weighting_options={"start": 0.5, "tau": 350.0, "restart_lr": 2.0}), swav={"prototypes": 3000}),
+}
+ACC_METRICS = ["linear_label", "knn_label"]
+
+
+def _uses_uota(recipe: str, overrides: dict[str, Any]) -> bool:
+    from gpsviz.recipes import RECIPES
+
+    return (overrides.get("weighting") or RECIPES[recipe].weighting) == "uota"
+
+
+def _config(recipe: str, overrides: dict[str, Any], scale: str, seed: int, epochs: int | None = None,
+            device: str | None = None):
+    from gpsviz.config import TrainConfig
+    from gpsviz.recipes import RECIPES
+
+    if scale not in UOTA_SCALES:
+        raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(UOTA_SCALES)}")
+    s = UOTA_SCALES[scale]
+    fields = {**s["common"], **overrides, "recipe": recipe, "seed": seed}
+    if not _uses_uota(recipe, overrides):
+        fields.pop("weighting_options", None)
+    if RECIPES[recipe].objective == "swav" and s.get("swav"):
+        fields["objective_options"] = {**s["swav"], **fields.get("objective_options", {})}
+    if epochs is not None:
+        fields["epochs"] = epochs
+    if device:
+        fields["device"] = device
+    return TrainConfig(**fields)
+
+
+def uota_configs(scale: str = "small", n_seeds: int | None = None, epochs: int | None = None,
+                 device: str | None = None) -> list[tuple[str, int, Any]]:
+    """Every :class:`~gpsviz.config.TrainConfig` the experiment trains (validated on construction), as
+    ``[(method name, seed, config)]``: what the tests check for the ``full`` scale without training."""
+    if scale not in UOTA_SCALES:
+        raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(UOTA_SCALES)}")
+    n = UOTA_SCALES[scale]["seeds"] if n_seeds is None else n_seeds
+    return [(name, s, _config(recipe, over, scale, s, epochs, device)) for s in range(n)
+            for name, recipe, over in METHODS]
+
+
+def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (continued when a checkpoint of the same config is there), recording the view
+    weights of the first ``probe`` training images when the run weights views with UOTA, then probe the backbone
+    (label: kNN and linear). Skipped when ``results.json`` holds the same config. Returns the results dict."""
+    from gpsviz.evaluate import evaluate_run
+    from gpsviz.train import train
+    from gpsviz.view_weights import FILE_NAME, ViewWeightRecorder
+
+    run_dir = Path(run_dir)
+    record = cfg.weighting == "uota" or _uses_uota(cfg.recipe, {"weighting": cfg.weighting} if cfg.weighting else {})
+    res_path = run_dir / "results.json"
+    if res_path.exists():
+        res = json.loads(res_path.read_text())
+        if res.get("config") == cfg.to_dict() and (not record or (run_dir / FILE_NAME).exists()):
+            return res
+    t0 = time.perf_counter()
+    resume = (run_dir / "checkpoint.pt").exists()
+    cbs = [ViewWeightRecorder(probe=probe, path=run_dir / FILE_NAME)] if record else []
+    try:
+        run = train(cfg, run_dir, resume=resume, progress=progress, callbacks=cbs)
+    except ConfigError:
+        if not resume:
+            raise
+        (run_dir / FILE_NAME).unlink(missing_ok=True)                # stale folder from other settings
+        cbs = [ViewWeightRecorder(probe=probe, path=run_dir / FILE_NAME)] if record else []
+        run = train(cfg, run_dir, resume=False, progress=progress, callbacks=cbs)
+    res = evaluate_run(run_dir, targets=["label"], write=False)
+    res.update(train_time=time.perf_counter() - t0, config=cfg.to_dict(), history=run.history)
+    atomic_write_json(res_path, res)
+    return res
+
+
+def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float = 0.10) -> dict[str, Any]:
+    """Score a UOTA run's recorded view weights against the object coverage, per epoch.
+
+    Returns ``{"epochs": [...], "auroc": [...], "auroc_local": [...], "spearman": [...], "pearson": [...],
+    "miss_rate": [...], "applied": [...]}`` (one value per recorded epoch) and the last epoch's values as
+    ``final_<key>``. ``dataset``: the training split (loaded from the run's config when None)."""
+    import torch
+
+    from gpsviz.diagnostics import uota_auroc, uota_report
+    from gpsviz.view_weights import ground_truth, load_view_weights
+
+    run_dir = Path(run_dir)
+    log = load_view_weights(run_dir)
+    if dataset is None:
+        from gpsviz.config import TrainConfig
+        from gpsviz.runs import load_data
+
+        dataset = load_data(TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())))[0]
+    gt = ground_truth(log, dataset, threshold)
+    score = log.scores()
+    out: dict[str, Any] = {k: [] for k in ("epochs", "auroc", "auroc_local", "spearman", "pearson", "miss_rate",
+                                           "applied")}
+    for e in log.epochs:
+        sel = log.data["epoch"] == e
+        rep = uota_report(score[sel], gt["coverage"][sel], threshold)
+        loc = sel & ~log.data["is_global"]
+        out["epochs"].append(e)
+        out["auroc_local"].append(uota_auroc(score[loc], gt["coverage"][loc], threshold))
+        out["applied"].append(bool(log.data["applied"][sel].any()))
+        for k in ("auroc", "spearman", "pearson", "miss_rate"):
+            out[k].append(rep[k])
+    for k in ("auroc", "auroc_local", "spearman", "pearson", "miss_rate"):
+        out["final_" + k] = out[k][-1] if out[k] else float("nan")
+    out["views_per_epoch"] = int(len(log) / max(1, len(log.epochs)))
+    del torch
+    return out
+
+
+def _floors(cfg, seed: int, out: Path, device: str | None) -> list[dict[str, Any]]:
+    """The floors (raw pixels, random init) on the experiment's own data, cached per seed."""
+    from gpsviz.evaluate import FLOOR_NAMES, probe_floors
+    from gpsviz.runs import load_data
+
+    key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
+    path = out / "runs" / f"floors-s{seed}" / "results.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["rows"]
+    t0 = time.perf_counter()
+    floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed, device=device)
+    rows = [{"name": name, "aug": "–", "dataset": _dataset_name(cfg), "recipe": "floor", "seed": seed,
+             **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
+    atomic_write_json(path, {"key": key, "rows": rows})
+    return rows
+
+
+def _dataset_name(cfg) -> str:
+    c = cfg.data_options.get("clutter")
+    return f"{cfg.data} (clutter {c:g})" if c else cfg.data
+
+
+def _ms(vals: list[float], digits: int = 2) -> str:
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    if not vals:
+        return "–"
+    m = statistics.fmean(vals)
+    return f"{m:.{digits}f}" + (f" ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else "")
+
+
+def weight_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: the UOTA runs' ground-truth scores at the last epoch (mean ± std over seeds)."""
+    keys = ("final_auroc", "final_auroc_local", "final_spearman", "final_pearson", "final_miss_rate")
+    lines = ["| method | seeds | AUROC (all views) | AUROC (local views) | Spearman | Pearson | share missing |",
+             "|---|---|---|---|---|---|---|"]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "final_auroc" in r:
+            groups.setdefault(r["name"], []).append(r)
+    for name, rs in groups.items():
+        lines.append(f"| {name} | {len(rs)} | " + " | ".join(_ms([r[k] for r in rs]) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _aim(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["name"], []).append(r)
+    for base, uota in PAIRS:
+        if base not in by or uota not in by:
+            continue
+        b = statistics.fmean(r["linear_label"] for r in by[base]) * 100
+        u = statistics.fmean(r["linear_label"] for r in by[uota]) * 100
+        au = [r["final_auroc"] for r in by[uota] if "final_auroc" in r and not math.isnan(r["final_auroc"])]
+        a = statistics.fmean(au) if au else float("nan")
+        lines.append(f"- {uota} vs {base}: linear {u:.1f} vs {b:.1f} % ({u - b:+.1f} points; aim ≥ 0: "
+                     f"{'met' if u >= b else 'missed'}); AUROC {a:.2f} (aim ≥ 0.8: "
+                     f"{'met' if a >= 0.8 else 'missed'})")
+    return "\n".join(lines)
+
+
+def run_uota(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/reproduce/uota-small",
+             device: str | None = None, datasets: Sequence[str] | None = None, epochs: int | None = None,
+             progress: bool = True) -> list[dict[str, Any]]:
+    """Train and probe the :data:`METHODS` seed by seed (an interrupted run has every method for the seeds it
+    finished), score the UOTA runs' weights against coverage, add the floors, print and save ``table.md`` /
+    ``results.json`` (and ``auroc.png``). Returns the accuracy table (mean ± std over seeds)."""
+    if datasets and [d for d in datasets if d != "shapes"]:
+        raise ConfigError("reproduce uota runs on the cluttered shapes world only (it needs object masks); "
+                          "drop --datasets")
+    if scale not in UOTA_SCALES:
+        raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(UOTA_SCALES)}")
+    out = Path(out)
+    probe = UOTA_SCALES[scale]["probe"]
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    total, i = len(METHODS) * n_seeds, 0
+    for seed in range(n_seeds):
+        for name, recipe, over in METHODS:
+            i += 1
+            cfg = _config(recipe, over, scale, seed, epochs, device)
+            print(f"[{i}/{total}] {name} seed={seed}", flush=True)
+            run_dir = out / "runs" / f"{recipe}{'-mc' if over.get('views') else ''}-s{seed}"
+            res = train_uota_run(cfg, run_dir, probe=probe, progress=progress)
+            res = {**res, "name": name, "dataset": _dataset_name(cfg), "aug": cfg.aug, "seed": seed}
+            if cfg.weighting == "uota" or _uses_uota(recipe, over):
+                if getattr(cfg, "data", "") == "shapes":
+                    res.update(weight_analysis(run_dir))
+            msg = f"    linear {100 * res['linear_label']:.1f} %, trained in {res['train_time']:.0f} s"
+            if "final_auroc" in res:
+                msg += (f"; AUROC {res['final_auroc']:.3f} (local {res['final_auroc_local']:.3f}), "
+                        f"Spearman {res['final_spearman']:.3f}")
+            print(msg, flush=True)
+            rows.append(res)
+        rows.extend(_floors(_config("simclr", {}, scale, seed, epochs, device), seed, out, device))
+    table = summarise(rows, ACC_METRICS)
+    wall = time.perf_counter() - t0
+    text = (format_table(table, ACC_METRICS)
+            + "\n\nUOTA weights against ground truth (last epoch; views of the probe images; a view misses the "
+              "object when under 10 % of the object's mask lies in its crop box):\n\n" + weight_table(rows)
+            + "\n\nAim:\n" + _aim(rows))
+    print(text)
+    print(f"total time {wall:.0f}s; runs in {out / 'runs'}")
+    atomic_write_bytes(out / "table.md", (text + "\n").encode())
+    atomic_write_json(out / "results.json", {"experiment": "uota", "scale": scale, "table": table,
+                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from gpsviz.plots.uota import plot_auroc_over_training
+
+        curves = {f"{r['name']} s{r['seed']}": (r["epochs"], r["auroc"]) for r in rows if "auroc" in r
+                  and isinstance(r["auroc"], list)}
+        if curves:
+            plot_auroc_over_training(curves).savefig(out / "auroc.png", dpi=120, bbox_inches="tight")
+    except Exception as e:  # a figure must not lose the table
+        print(f"(figure skipped: {e})")
+    return table
+
+
+register_experiment("uota", run_uota)
+
+
+# ---------------------------------------------------------------------------------------------- notebook 04
+def notebook_runs(methods: Sequence[str] = ("SwAV", "UOTA-SwAV"), n_train: int = 1000, epochs: int = 4,
+                  batch_size: int = 128, seed: int = 0, probe: int = 200, root: str | Path | None = None,
+                  progress: bool = True, **overrides: Any) -> dict[str, Path]:
+    """Train (or reload) notebook 04's runs on the cluttered shapes world: ``{method name: run folder}`` under
+    ``<data>/runs/nb04-<recipe>-<config key>``; UOTA runs record their view weights (``view_weights.pt``)."""
+    from gpsviz.utils import data_root
+
+    known = {name: (recipe, over) for name, recipe, over in METHODS}
+    bad = [m for m in methods if m not in known]
+    if bad:
+        raise ConfigError(f"notebook_runs: unknown methods {bad}; choose from {list(known)}")
+    out = {}
+    for name in methods:
+        recipe, over = known[name]
+        fields = {"data_options": {"n": n_train, "clutter": CLUTTER}, "epochs": epochs, "batch_size": batch_size,
+                  "eval_every": 0, **over, **overrides}
+        cfg = _config(recipe, fields, "small", seed)
+        run_dir = data_root(root) / "runs" / f"nb04-{recipe}{'-mc' if over.get('views') else ''}-{cfg.key()}"
+        train_uota_run(cfg, run_dir, probe=probe, progress=progress)
+        out[name] = run_dir
+    return out
+
+
+def comparison_table(runs: dict[str, str | Path], seed: int = 0):
+    """Notebook 04's table: linear and kNN label accuracy (%) of each run, the AUROC and Spearman ρ of the UOTA
+    runs' last epoch, then the floors. pandas DataFrame."""
+    import pandas as pd
+
+    rows, cfg = [], None
+    for name, run_dir in runs.items():
+        res = json.loads((Path(run_dir) / "results.json").read_text())
+        from gpsviz.config import TrainConfig
+
+        cfg = TrainConfig.from_dict(res["config"])
+        row = {"method": name, "linear_label": 100 * res["linear_label"], "knn_label": 100 * res["knn_label"]}
+        if (Path(run_dir) / "view_weights.pt").exists():
+            wa = weight_analysis(run_dir)
+            row.update(auroc=wa["final_auroc"], spearman=wa["final_spearman"])
+        rows.append(row)
+    if cfg is not None:
+        from gpsviz.evaluate import probe_floors
+        from gpsviz.runs import load_data
+
+        floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed)
+        for name, f in floors.items():
+            rows.append({"method": f"{name} (floor)", "linear_label": 100 * f["linear_label"],
+                         "knn_label": 100 * f["knn_label"]})
+    return pd.DataFrame(rows).round(3)

@@ -1,0 +1,205 @@
+"""Record the view weights a UOTA run's loss used, per view and epoch, for the OOD explorer and the AUROC.
+
+    rec = ViewWeightRecorder(probe=512, path="runs/uota/view_weights.pt")
+    train(cfg, "runs/uota", callbacks=[rec])
+    log = load_view_weights("runs/uota")                   # ViewWeightLog: one row per recorded view
+    log.epoch_rows(3)                                      # the views of epoch 3
+    ground_truth(log, dataset)                             # + coverage of each view (the object mask × crop box)
+
+Each epoch draws a permutation of the training set, so every image appears once per epoch with its M views. The
+recorder keeps, for a fixed set of **probe images** (the first ``probe`` rows of the training set, or the rows
+given), every view the training step made of them: the weight the loss used (``weights``), the weight UOTA
+computed (``uota_weights``, also during its warm-up, when the loss still used uniform weights), its per-view loss,
+its augmentation parameters and plan fields. Nothing is recomputed: the values come from the step's outputs
+(:func:`gpsviz.step.ssl_step`). Weights are stored × M (the step's view count), so 1 is the uniform weight.
+
+After each epoch the log is written atomically to ``path`` (temp file + rename; loaded with
+``torch.load(weights_only=True)``), so a run folder carries it and the explorer can slide over training.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from gpsviz.augment.params import PARAM_NAMES
+from gpsviz.callbacks import Callback
+from gpsviz.errors import GpsvizError
+from gpsviz.utils import atomic_write_bytes
+
+__all__ = ["ViewWeightRecorder", "ViewWeightLog", "load_view_weights", "ground_truth", "FILE_NAME", "FIELDS"]
+
+FILE_NAME = "view_weights.pt"
+#: Per-view fields of the log (each a tensor with one row per recorded view).
+FIELDS = ("epoch", "step", "row", "instance", "slot", "is_global", "weight", "uota_weight", "uota_distance",
+          "per_view", "applied", "params")
+
+
+@dataclass
+class ViewWeightLog:
+    """Recorded views: ``data[field]`` tensors of V rows (``params`` V×P with columns ``param_names``).
+
+    ``weight``: the weight the loss used × M (1 = uniform); ``uota_weight``: the UOTA weight × M computed at that
+    step (NaN when the run has no UOTA weighting); ``applied``: whether the loss used the UOTA weight (past the
+    warm-up); ``row``: dataset row of the view's image; ``instance``/``slot``/``is_global``: its place in the plan.
+    """
+
+    data: dict[str, torch.Tensor]
+    param_names: tuple[str, ...] = PARAM_NAMES
+
+    def __len__(self) -> int:
+        return int(self.data["epoch"].shape[0])
+
+    @property
+    def epochs(self) -> list[int]:
+        """The recorded epochs (1-based, ascending)."""
+        return sorted({int(e) for e in self.data["epoch"].tolist()})
+
+    @property
+    def rows(self) -> list[int]:
+        """The dataset rows (probe images) that have views in the log, ascending."""
+        return sorted({int(r) for r in self.data["row"].tolist()})
+
+    def select(self, mask: torch.Tensor) -> "ViewWeightLog":
+        """The views where ``mask`` (bool V) is True."""
+        return ViewWeightLog({k: v[mask] for k, v in self.data.items()}, self.param_names)
+
+    def epoch_rows(self, epoch: int) -> "ViewWeightLog":
+        """The views recorded in ``epoch`` (1-based)."""
+        return self.select(self.data["epoch"] == int(epoch))
+
+    def image(self, row: int, epoch: int) -> "ViewWeightLog":
+        """The M views of dataset row ``row`` in ``epoch``, in plan order (slot)."""
+        sel = self.select((self.data["epoch"] == int(epoch)) & (self.data["row"] == int(row)))
+        order = torch.argsort(sel.data["slot"], stable=True)
+        return ViewWeightLog({k: v[order] for k, v in sel.data.items()}, self.param_names)
+
+    def scores(self) -> torch.Tensor:
+        """The weights to score against ground truth: UOTA's where recorded, else the loss's. float32 V."""
+        u = self.data["uota_weight"]
+        return torch.where(torch.isnan(u), self.data["weight"], u)
+
+
+def _cpu(t: Any) -> torch.Tensor:
+    return torch.as_tensor(t).detach().to("cpu", copy=True)
+
+
+class ViewWeightRecorder(Callback):
+    """Record the weights the loss used for the views of a fixed set of probe images (see the module docstring).
+
+    Args:
+        probe: the probe images: an int n (rows 0..n−1 of the training set) or a sequence of dataset rows.
+        path: where to write the log after each epoch (atomic); None keeps it in memory only. An existing file
+            is read first (a resumed run keeps the epochs it recorded before).
+    """
+
+    def __init__(self, probe: int | Sequence[int] | torch.Tensor = 512, path: str | Path | None = None) -> None:
+        if isinstance(probe, bool):
+            raise GpsvizError("ViewWeightRecorder: probe is a number of images or a list of dataset rows")
+        if isinstance(probe, int):
+            if probe < 1:
+                raise GpsvizError(f"ViewWeightRecorder: probe must be >= 1 images, got {probe}")
+            self._limit: int | None = probe
+            self._rows: torch.Tensor | None = None
+        else:
+            self._limit = None
+            self._rows = torch.as_tensor(list(probe) if not isinstance(probe, torch.Tensor) else probe).long()
+            if self._rows.numel() == 0:
+                raise GpsvizError("ViewWeightRecorder: probe rows are empty; give at least one dataset row")
+        self.path = None if path is None else Path(path)
+        self._parts: list[dict[str, torch.Tensor]] = []
+        self._done: list[dict[str, torch.Tensor]] = []
+        if self.path is not None and self.path.exists():
+            self._done = [load_view_weights(self.path).data]
+
+    def _keep(self, rows: torch.Tensor) -> torch.Tensor:
+        if self._limit is not None:
+            return rows < self._limit
+        return torch.isin(rows, self._rows)
+
+    def on_step(self, batch: Any, outputs: dict[str, Any]) -> None:
+        rows = _cpu(batch.rows).long()
+        keep = self._keep(rows)
+        if not bool(keep.any()):
+            return
+        m = rows.shape[0]
+        w = _cpu(outputs["weights"]).float() * m
+        uw_raw = outputs.get("uota_weights")
+        uw = _cpu(uw_raw).float() * m if uw_raw is not None else torch.full_like(w, float("nan"))
+        ud = outputs.get("uota_distance")
+        ud = _cpu(ud).float() if ud is not None else torch.full_like(w, float("nan"))
+        # the loss used UOTA's weights when they are the weights it returned (past the warm-up)
+        applied = torch.full_like(keep, uw_raw is not None and bool(torch.allclose(
+            _cpu(outputs["weights"]).float(), _cpu(uw_raw).float(), rtol=1e-5, atol=1e-9)))
+        n = int(keep.sum())
+        self._parts.append({
+            "epoch": torch.full((n,), int(batch.epoch) + 1, dtype=torch.long),
+            "step": torch.full((n,), int(batch.step), dtype=torch.long),
+            "row": rows[keep], "instance": _cpu(batch.instance_ids).long()[keep],
+            "slot": _cpu(batch.plan.slots).long()[keep], "is_global": _cpu(batch.is_global).bool()[keep],
+            "weight": w[keep], "uota_weight": uw[keep], "uota_distance": ud[keep],
+            "per_view": _cpu(outputs["per_view"]).float()[keep], "applied": applied[keep],
+            "params": _cpu(batch.params.values).float()[keep],
+        })
+
+    def on_epoch(self, row: dict[str, float]) -> None:
+        if self._parts:
+            epoch = int(self._parts[0]["epoch"][0])
+            self._done = [{k: v[d["epoch"] != epoch] for k, v in d.items()} for d in self._done]  # a re-run epoch
+            self._done.append(_cat(self._parts))
+            self._parts = []
+        if self.path is not None and self._done:
+            self.save(self.path)
+
+    @property
+    def log(self) -> ViewWeightLog:
+        """Everything recorded so far (finished epochs and the running one)."""
+        parts = self._done + ([_cat(self._parts)] if self._parts else [])
+        if not parts:
+            return ViewWeightLog({f: torch.empty((0, len(PARAM_NAMES)) if f == "params" else (0,)) for f in FIELDS})
+        return ViewWeightLog(_cat(parts))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the finished epochs to ``path`` atomically; returns the path."""
+        buf = io.BytesIO()
+        torch.save({"version": 1, "param_names": list(PARAM_NAMES), **_cat(self._done)}, buf)
+        atomic_write_bytes(Path(path), buf.getvalue())
+        return Path(path)
+
+
+def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def load_view_weights(path: str | Path) -> ViewWeightLog:
+    """The log of a run folder (``<run>/view_weights.pt``) or of a file. Raises GpsvizError when missing or
+    malformed."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / FILE_NAME
+    if not p.exists():
+        raise GpsvizError(f"{p} does not exist: train with callbacks=[ViewWeightRecorder(path=...)] (or use "
+                          "gpsviz.experiments.uota.train_uota_run) to record the view weights")
+    try:
+        raw = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file
+        raise GpsvizError(f"{p} is not a view-weight log ({type(e).__name__}: {e}); delete it and train again") from e
+    missing = [f for f in FIELDS if f not in raw]
+    if missing:
+        raise GpsvizError(f"{p} lacks the fields {missing}; delete it and train again")
+    n = raw["epoch"].shape[0]
+    if any(raw[f].shape[0] != n for f in FIELDS):
+        raise GpsvizError(f"{p}: its fields have different lengths; delete it and train again")
+    return ViewWeightLog({f: raw[f] for f in FIELDS}, tuple(raw.get("param_names", PARAM_NAMES)))
+
+
+def ground_truth(log: ViewWeightLog, dataset: Any, threshold: float = 0.10) -> dict[str, torch.Tensor]:
+    """Each recorded view's object coverage (``view_coverage``: dataset masks × the view's crop box) and whether
+    it misses the object (coverage < ``threshold``). Returns ``{"coverage": float32 V, "miss": bool V}``."""
+    from gpsviz.augment.coverage import view_coverage
+
+    cov = view_coverage(getattr(dataset, "masks", None), log.data["row"], log.data["params"])
+    return {"coverage": cov, "miss": cov < threshold}
