@@ -410,3 +410,65 @@ def conditions_of(rep: dict[str, torch.Tensor], fit_views: int | None = None, se
             "decodability": instance_decodability(v[:k].reshape(-1, v.shape[2]), ids.repeat(k),
                                                    v[k:].reshape(-1, v.shape[2]), ids.repeat(nv - k), seed=seed),
             "etf_distance": etf_distance(v[0], y)["etf_distance"], "effective_rank": effective_rank(v[0])}
+
+
+# ---------------------------------------------------------------------------------------------- UOTA view weights
+def _as_vector(x, name: str) -> np.ndarray:
+    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64).reshape(-1)
+    return a
+
+
+def uota_auroc(weights: torch.Tensor | np.ndarray, coverage: torch.Tensor | np.ndarray,
+               threshold: float = 0.10) -> float:
+    """AUROC with which a LOW weight finds the views that miss the object (coverage < ``threshold``).
+
+    Args:
+        weights: float V, the views' weights (any scale: only their order matters).
+        coverage: float V in [0, 1], share of the object inside each view (NaN views are left out).
+        threshold: a view with coverage below it "misses" the object (a positive of the detector).
+    Returns:
+        P(weight of a missing view < weight of a keeping view), ties counting ½ (Mann–Whitney U / (n₊·n₋));
+        1 = every missing view gets a lower weight than every keeping one, 0.5 = chance. NaN when one of the two
+        groups is empty.
+    """
+    from scipy.stats import rankdata
+
+    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
+    if w.shape != c.shape:
+        raise ConfigError(f"uota_auroc: weights ({w.shape[0]}) and coverage ({c.shape[0]}) need one value per view")
+    ok = ~(np.isnan(w) | np.isnan(c))
+    w, c = w[ok], c[ok]
+    miss = c < threshold
+    n_pos, n_neg = int(miss.sum()), int((~miss).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(-w)                                   # score = −weight: high score ⇒ predicted "miss"
+    u = ranks[miss].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def weight_coverage_correlation(weights: torch.Tensor | np.ndarray,
+                                coverage: torch.Tensor | np.ndarray) -> dict[str, float]:
+    """Spearman and Pearson correlation of the views' weights with their object coverage (NaN views left out).
+    Returns ``{"spearman": ρ, "pearson": r}`` (NaN with fewer than 3 views or a constant input)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
+    if w.shape != c.shape:
+        raise ConfigError(f"weight_coverage_correlation: weights ({w.shape[0]}) and coverage ({c.shape[0]}) "
+                          "need one value per view")
+    ok = ~(np.isnan(w) | np.isnan(c))
+    w, c = w[ok], c[ok]
+    if w.size < 3 or np.ptp(w) == 0 or np.ptp(c) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    return {"spearman": float(spearmanr(w, c).statistic), "pearson": float(pearsonr(w, c).statistic)}
+
+
+def uota_report(weights, coverage, threshold: float = 0.10) -> dict[str, float]:
+    """:func:`uota_auroc` and :func:`weight_coverage_correlation` together, plus the share of missing views:
+    ``{"auroc", "spearman", "pearson", "miss_rate", "n_views"}``."""
+    c = _as_vector(coverage, "coverage")
+    valid = c[~np.isnan(c)]
+    return {"auroc": uota_auroc(weights, coverage, threshold), **weight_coverage_correlation(weights, coverage),
+            "miss_rate": float((valid < threshold).mean()) if valid.size else float("nan"),
+            "n_views": int(valid.size)}

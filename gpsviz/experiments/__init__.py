@@ -7,3 +7,4 @@ machinery of :mod:`gpsviz.reproduce` (``Cell``, ``run_cell``, ``floor_rows``, ``
 from gpsviz.experiments import spps  # noqa: E402,F401  (SPPS: reproduce spps)
 from gpsviz.experiments import cassle  # noqa: E402,F401  (CASSLE: reproduce cassle)
 from gpsviz.experiments import dubois  # noqa: E402,F401  (Dubois et al.: reproduce dubois)
+from gpsviz.experiments import uota  # noqa: E402,F401  (UOTA: reproduce uota)
