@@ -223,13 +223,15 @@ def _aim(rows: list[dict[str, Any]]) -> str:
 
 def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/reproduce/cassle-small",
                device: str | None = None, datasets: Sequence[str] | None = None, epochs: int | None = None,
-               progress: bool = True, seed_list: Sequence[int] | None = None) -> list[dict[str, Any]]:
+               progress: bool = True, seed_list: Sequence[int] | None = None,
+               train: bool = True) -> list[dict[str, Any]]:
     """Train and evaluate the :data:`METHODS` per dataset and seed (seed by seed, so an interrupted run has every
     method for the seeds it finished), analyse each run, add the floors, print and save ``table.md`` /
     ``results.json``. Returns the accuracy table (mean ± std over seeds).
 
     ``seed_list`` runs only those seeds (e.g. one process per seed; a later call over all seeds reuses the
-    finished runs and analyses, which are cached in their run folders)."""
+    finished runs and analyses, which are cached in their run folders). ``train=False`` trains nothing: the
+    table holds the runs that have finished (e.g. while other seeds still train)."""
     out = Path(out)
     if epochs is None and scale == "small":
         epochs = SMALL_EPOCHS
@@ -247,6 +249,8 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
         for dataset in datasets:
             for cell in cassle_cells(dataset, scale):
                 i += 1
+                if not train and not (_run_dir(cell, seed, out) / "results.json").exists():
+                    continue
                 print(f"[{i}/{total}] {cell.data} {cell.name} aug={cell.aug} seed={seed}", flush=True)
                 res = run_cell(cell, scale, seed, out, epochs, device, progress)
                 res = {**res, **run_analysis(_run_dir(cell, seed, out), scale, seed)}
