@@ -9,3 +9,7 @@ from gpsviz.plots.training import (embed_2d, factor_colours, plot_embedding, plo
 __all__ = ["plot_views", "plot_image_grid", "to_display", "plot_neighbours", "plot_distance_histogram",
            "plot_purity_curves", "embed_2d", "factor_colours", "plot_embedding", "plot_learning_curves",
            "plot_results_bars", "plot_gps_vs_spps", "plot_purity_size", "plot_semantic_set", "plot_set_sizes"]
+from gpsviz.plots.dubois import (plot_accuracy_sweep, plot_condition_bars, plot_conditions_vs_accuracy,  # noqa: E402
+                                 plot_label_efficiency, plot_simplex, plot_spectra)  # dubois
+__all__ += ["plot_simplex", "plot_label_efficiency", "plot_accuracy_sweep", "plot_conditions_vs_accuracy",  # dubois
+            "plot_condition_bars", "plot_spectra"]  # dubois

@@ -14,3 +14,5 @@ from gpsviz.widgets.set_explorer import SetExplorer
 from gpsviz.widgets.sensitivity_explorer import SensitivityExplorer
 
 __all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer", "SensitivityExplorer"]
+from gpsviz.widgets.probe_explorer import ProbeExplorer  # noqa: E402  (Dubois et al.'s probe conditions)
+__all__ += ["ProbeExplorer"]  # probe_explorer

@@ -1,0 +1,231 @@
+"""ProbeExplorer: Dubois et al.'s probe conditions of trained runs beside their probe accuracy.
+
+Choose runs by method, representation dimension and augmentation strength; see each condition (invariance,
+instance decodability, distance of the class means to a simplex ETF, effective rank) beside linear and MLP probe
+accuracy for every run, the label-efficiency curve of the chosen runs against the others, and a 2-D view of the
+chosen run's class means against the ideal simplex.
+
+Example (a notebook cell)::
+
+    from gpsviz.experiments.dubois import notebook_runs
+    from gpsviz.widgets import ProbeExplorer
+    records, table = notebook_runs(smoke=True)
+    explorer = ProbeExplorer(records)          # or ProbeExplorer.from_results("data/reproduce/dubois-small")
+    explorer.set_state(method="CISSL", dim=128, strength=1.0)
+    explorer.state["linear"]                  # mean linear accuracy of the chosen runs (over seeds)
+
+The explorer shows the values measured and saved with each run (``conditions.json`` through
+:func:`gpsviz.experiments.dubois.measure_run`); it recomputes nothing. After each redraw the status line reads
+``probe-state: runs=<n> method=<m> dim=<d> strength=<s> linear=<acc> etf=<distance> done`` (spaces in the method
+name written as ``_``; ``nan`` when no run matches); browser tests wait for it.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+import ipywidgets as widgets
+
+from gpsviz.errors import ConfigError
+from gpsviz.widgets.controls import StatusMixin, figure_png, new_figure, tag
+
+MARKER = "probe-state"
+_NEEDED = ("method", "dim", "strength", "linear_label", "mlp_label", "invariance", "decodability", "etf_distance",
+           "effective_rank", "label_efficiency", "etf_means", "etf_ideal")
+
+
+def _fmt(x: Any, spec: str = ".3f") -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _mean(vals: Sequence[Any]) -> float:
+    vals = [v for v in vals if v is not None and v == v]
+    return statistics.fmean(vals) if vals else float("nan")
+
+
+class ProbeExplorer(StatusMixin, widgets.VBox):
+    """Interactive table and figures of the probe conditions of trained runs.
+
+    Args:
+        records: one dict per trained run, as :func:`gpsviz.experiments.dubois.run_dubois` and
+            :func:`~gpsviz.experiments.dubois.notebook_runs` return them (keys ``method``, ``dim``, ``strength``,
+            ``linear_label``, ``mlp_label``, the conditions, ``label_efficiency``, ``etf_means``, ``etf_ideal``).
+        floors: optional rows ``{"name", "linear_label"}`` (raw pixels, random init) shown under the table.
+        method, dim, strength: the runs shown at start (default: the first record's).
+
+    Raises:
+        ConfigError: no records, a record missing a field, or a start choice no record has.
+    """
+
+    def __init__(self, records: Sequence[dict[str, Any]], floors: Sequence[dict[str, Any]] | None = None, *,
+                 method: str | None = None, dim: int | None = None, strength: float | None = None,
+                 dpi: float = 80) -> None:
+        super().__init__()
+        records = list(records)
+        if not records:
+            raise ConfigError("ProbeExplorer: no runs to show; train some first (notebook_runs or reproduce dubois)")
+        for i, r in enumerate(records):
+            missing = [k for k in _NEEDED if k not in r]
+            if missing:
+                raise ConfigError(f"ProbeExplorer: record {i} lacks {missing}; give records measured by "
+                                  "gpsviz.experiments.dubois.measure_run (notebook_runs / reproduce dubois)")
+        self.records, self.floors, self.dpi = records, list(floors or []), float(dpi)
+        self._hold = False
+        self._state: dict[str, Any] = {}
+        methods = list(dict.fromkeys(r["method"] for r in records))
+        dims = sorted({int(r["dim"]) for r in records})
+        strengths = sorted({float(r["strength"]) for r in records})
+        first = records[0]
+        method = first["method"] if method is None else method
+        dim = int(first["dim"]) if dim is None else dim
+        strength = float(first["strength"]) if strength is None else strength
+        for name, value, options in (("method", method, methods), ("dim", dim, dims),
+                                     ("strength", strength, strengths)):
+            if value not in options:
+                raise ConfigError(f"ProbeExplorer: {name}={value!r} matches no run; choose one of {options}")
+        wide = {"description_width": "initial"}
+        self.method_menu = widgets.Dropdown(options=methods, value=method, description="method", style=wide)
+        self.dim_menu = widgets.Dropdown(options=[(str(d), d) for d in dims], value=int(dim),
+                                         description="dimension", style=wide, layout=widgets.Layout(width="190px"))
+        self.strength_menu = widgets.Dropdown(options=[(f"{s:g}", s) for s in strengths], value=float(strength),
+                                              description="strength", style=wide,
+                                              layout=widgets.Layout(width="190px"))
+        self.table = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.summary = widgets.HTML()
+        self.status = widgets.HTML()
+        tag(((self.method_menu, "gpsviz-method"), (self.dim_menu, "gpsviz-dim"),
+             (self.strength_menu, "gpsviz-strength"), (self.table, "gpsviz-table"), (self.image, "gpsviz-figure"),
+             (self.status, "gpsviz-state")))
+        for w in (self.method_menu, self.dim_menu, self.strength_menu):
+            w.observe(self._on_change, names="value")
+        self.children = [widgets.HBox([self.method_menu, self.dim_menu, self.strength_menu]), self.summary,
+                         self.image, self.table, self.status]
+        self.add_class("gpsviz-probe-explorer")
+        self._redraw(raise_errors=True)
+
+    @classmethod
+    def from_results(cls, path: str | Path, **kwargs: Any) -> "ProbeExplorer":
+        """The runs of a ``reproduce dubois`` output folder (or its ``results.json``)."""
+        p = Path(path)
+        p = p / "results.json" if p.is_dir() else p
+        if not p.is_file():
+            raise ConfigError(f"ProbeExplorer.from_results: {p} does not exist; run "
+                              "`python -m gpsviz reproduce dubois` first (or pass its output folder)")
+        data = json.loads(p.read_text())
+        if "records" not in data:
+            raise ConfigError(f"ProbeExplorer.from_results: {p} holds no 'records' (not a reproduce dubois result)")
+        return cls(data["records"], data.get("floors"), **kwargs)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> dict[str, Any]:
+        """What is shown now: method, dim, strength, runs (how many match), linear, mlp and the conditions (means
+        over the matching runs' seeds)."""
+        return dict(self._state)
+
+    def set_state(self, method: str | None = None, dim: int | None = None, strength: float | None = None) -> dict:
+        """Move the controls (any subset) and redraw once; returns :attr:`state`. Raises ConfigError for a value
+        no run has."""
+        for name, value, menu in (("method", method, self.method_menu), ("dim", dim, self.dim_menu),
+                                  ("strength", strength, self.strength_menu)):
+            if value is not None and value not in [o[1] if isinstance(o, tuple) else o for o in menu.options]:
+                raise ConfigError(f"ProbeExplorer: {name}={value!r} matches no run")
+        return self._move_controls([(self.method_menu, method), (self.dim_menu, None if dim is None else int(dim)),
+                                    (self.strength_menu, None if strength is None else float(strength))])
+
+    def _chosen(self) -> list[dict[str, Any]]:
+        m, d, s = self.method_menu.value, int(self.dim_menu.value), float(self.strength_menu.value)
+        return [r for r in self.records if r["method"] == m and int(r["dim"]) == d and float(r["strength"]) == s]
+
+    def _marker(self, end: str, runs: int | None = None, linear: float | None = None,
+                etf: float | None = None) -> str:
+        s = (f"{MARKER}: method={str(self.method_menu.value).replace(' ', '_')} dim={self.dim_menu.value} "
+             f"strength={float(self.strength_menu.value):g}")
+        if runs is not None:
+            s = s.replace(f"{MARKER}:", f"{MARKER}: runs={runs}") + f" linear={_fmt(linear)} etf={_fmt(etf)}"
+        return f"{s} {end}"
+
+    # ------------------------------------------------------------------ drawing
+    def _groups(self) -> dict[tuple, list[dict[str, Any]]]:
+        groups: dict[tuple, list] = {}
+        for r in self.records:
+            groups.setdefault((r["method"], int(r["dim"]), float(r["strength"])), []).append(r)
+        return groups
+
+    def _table_html(self, key: tuple) -> str:
+        head = ("<tr><th>method</th><th>dim</th><th>strength</th><th>seeds</th><th>linear %</th><th>MLP %</th>"
+                "<th>invariance ↓</th><th>decodability % ↑</th><th>ETF distance ↓</th><th>effective rank ↑</th></tr>")
+        rows = []
+        for k, rs in self._groups().items():
+            style = ' style="background:#fff3b0;font-weight:bold"' if k == key else ""
+            rows.append(
+                f"<tr{style}><td>{html.escape(str(k[0]))}</td><td>{k[1]}</td><td>{k[2]:g}</td><td>{len(rs)}</td>"
+                f"<td>{_fmt(100 * _mean([r['linear_label'] for r in rs]), '.1f')}</td>"
+                f"<td>{_fmt(100 * _mean([r['mlp_label'] for r in rs]), '.1f')}</td>"
+                f"<td>{_fmt(_mean([r['invariance'] for r in rs]))}</td>"
+                f"<td>{_fmt(100 * _mean([r['decodability'] for r in rs]), '.1f')}</td>"
+                f"<td>{_fmt(_mean([r['etf_distance'] for r in rs]))}</td>"
+                f"<td>{_fmt(_mean([r['effective_rank'] for r in rs]), '.1f')}</td></tr>")
+        for f in self.floors:
+            rows.append(f"<tr style='color:#777'><td>{html.escape(str(f.get('name', 'floor')))} (floor)</td>"
+                        f"<td colspan=3></td><td>{_fmt(100 * f.get('linear_label', float('nan')), '.1f')}</td>"
+                        f"<td colspan=5></td></tr>")
+        return ('<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
+                + head + "".join(rows) + "</table>")
+
+    def _redraw(self, raise_errors: bool = False) -> None:
+        from gpsviz.plots.dubois import plot_label_efficiency, plot_simplex
+
+        self._set_status(self._marker("busy"))
+        key = (self.method_menu.value, int(self.dim_menu.value), float(self.strength_menu.value))
+        chosen = self._chosen()
+        try:
+            self.table.value = self._table_html(key)
+            fig = new_figure()
+            fig.set_size_inches(11.5, 4.0)
+            gs = fig.add_gridspec(1, 2, width_ratios=[1.6, 1.0], left=0.06, right=0.98, bottom=0.14, top=0.88,
+                                  wspace=0.15)
+            ax1 = fig.add_subplot(gs[0])
+            same_setting = [r for r in self.records if int(r["dim"]) == key[1] and float(r["strength"]) == key[2]]
+            floors = [f["linear_label"] for f in self.floors if f.get("linear_label") is not None]
+            plot_label_efficiency(same_setting or chosen, ax=ax1, highlight=key[0],
+                                  floor=max(floors) if floors else None)     # the higher floor (all labels)
+            ax1.set_title(f"label efficiency at dim {key[1]}, strength {key[2]:g} (thick: {key[0]})", fontsize=10)
+            ax2 = fig.add_subplot(gs[1])
+            if chosen:
+                r0 = chosen[0]
+                plot_simplex(r0["etf_means"], r0["etf_ideal"], r0.get("classes"), ax=ax2,
+                             title=f"{key[0]}: class means (seed {r0.get('seed', 0)}) vs simplex")
+            else:
+                ax2.axis("off")
+                ax2.text(0.5, 0.5, "no run with these settings", ha="center", va="center")
+            self.image.value = figure_png(fig, dpi=self.dpi)
+        except Exception as e:
+            self._show_error("Could not show the runs", e, raise_errors)
+            return
+        lin = _mean([r["linear_label"] for r in chosen])
+        st = {k: _mean([r[k] for r in chosen]) for k in ("mlp_label", "invariance", "decodability", "etf_distance",
+                                                          "effective_rank")}
+        if chosen:
+            self.summary.value = (
+                '<div style="font-size:14px;line-height:1.5">'
+                f"<b>{html.escape(str(key[0]))}</b>, dimension {key[1]}, strength {key[2]:g}: {len(chosen)} run(s); "
+                f"linear probe {100 * lin:.1f} %, MLP probe {100 * st['mlp_label']:.1f} % &nbsp;·&nbsp; "
+                f"invariance {st['invariance']:.3f} (0 = views coincide), decodability "
+                f"{100 * st['decodability']:.1f} % (which of 100 images a view came from), ETF distance "
+                f"{st['etf_distance']:.3f} (0 = perfect simplex), effective rank {st['effective_rank']:.1f}.</div>")
+        else:
+            self.summary.value = ('<div style="font-size:14px;color:#a33">No run was trained with these settings; '
+                                  "the table lists the ones that were.</div>")
+        self._state = {"method": key[0], "dim": key[1], "strength": key[2], "runs": len(chosen), "linear": lin,
+                       "mlp": st["mlp_label"], **{k: st[k] for k in ("invariance", "decodability", "etf_distance",
+                                                                        "effective_rank")}}
+        self._set_status(self._marker("done", len(chosen), lin, st["etf_distance"]))
+
+
+__all__ = ["ProbeExplorer"]
