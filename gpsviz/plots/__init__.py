@@ -13,3 +13,5 @@ from gpsviz.plots.dubois import (plot_accuracy_sweep, plot_condition_bars, plot_
                                  plot_label_efficiency, plot_simplex, plot_spectra)  # dubois
 __all__ += ["plot_simplex", "plot_label_efficiency", "plot_accuracy_sweep", "plot_conditions_vs_accuracy",  # dubois
             "plot_condition_bars", "plot_spectra"]  # dubois
+from gpsviz.plots.uota import plot_auroc_over_training, plot_ranked_views, plot_weight_histogram  # noqa: E402  uota
+__all__ += ["plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training"]  # uota

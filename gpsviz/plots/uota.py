@@ -15,6 +15,7 @@ MISS_COLOUR = "#d7191c"
 
 def _new(fig, figsize):
     if fig is not None:
+        fig.set_size_inches(*figsize)
         return fig
     import matplotlib.pyplot as plt
 
@@ -39,7 +40,7 @@ def plot_ranked_views(image: torch.Tensor, views: Sequence[torch.Tensor], weight
 
     n = len(views)
     order = np.argsort(-np.asarray(weights, dtype=float), kind="stable")
-    fig = _new(fig, (1.7 * (n + 1), 2.7))
+    fig = _new(fig, (max(6.0, 1.5 * (n + 1)), 2.6))
     axes = fig.subplots(1, n + 1)
     axes = np.atleast_1d(axes)
     axes[0].imshow(to_display(image))
@@ -58,18 +59,18 @@ def plot_ranked_views(image: torch.Tensor, views: Sequence[torch.Tensor], weight
             s.set_edgecolor(MISS_COLOUR if miss else KEEP_COLOUR)
             s.set_linewidth(3)
         kind = "" if is_global is None else ("global" if is_global[j] else "local")
-        cap = f"#{r + 1} w={weights[j]:.2f}\ncov={100 * coverage[j]:.0f}% {kind}"
+        cap = f"#{r + 1} w={weights[j]:.2f}\ncov {100 * coverage[j]:.0f}% {kind}"
         if params is not None:
             p = params[j]
-            cap += f"\nbox {p['crop_h']:.0f}×{p['crop_w']:.0f}@({p['crop_y']:.0f},{p['crop_x']:.0f})"
-            cap += " flip" if p.get("flip", 0) > 0.5 else ""
-            cap += " jit" if p.get("jitter", 0) > 0.5 else ""
+            cap += f"\n{p['crop_h']:.0f}×{p['crop_w']:.0f} px"
         ax.set_xlabel(cap, fontsize=7)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=9)
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -123,7 +124,7 @@ def plot_auroc_over_training(curves: Mapping[str, tuple[Sequence[int], Sequence[
     ax.axhline(0.8, color="#1a9641", lw=0.8, ls="--", label="aim 0.8")
     if start_epoch is not None:
         ax.axvline(start_epoch, color="#555", lw=0.8, ls="--")
-        ax.annotate("weights used by the loss →", (start_epoch, 0.05), fontsize=7, xytext=(3, 0),
+        ax.annotate("loss uses the weights", (start_epoch, 0.05), fontsize=7, rotation=90, xytext=(-9, 0),
                     textcoords="offset points")
     ax.set_ylim(0, 1)
     ax.set_xlabel("epoch")

@@ -16,3 +16,5 @@ from gpsviz.widgets.sensitivity_explorer import SensitivityExplorer
 __all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer", "SensitivityExplorer"]
 from gpsviz.widgets.probe_explorer import ProbeExplorer  # noqa: E402  (Dubois et al.'s probe conditions)
 __all__ += ["ProbeExplorer"]  # probe_explorer
+from gpsviz.widgets.ood_explorer import OODExplorer  # noqa: E402  (UOTA: views ranked by weight vs coverage)
+__all__ += ["OODExplorer"]  # ood_explorer
