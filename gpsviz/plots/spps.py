@@ -50,7 +50,10 @@ def plot_semantic_set(dataset, anchor: int, members: Sequence[int] | torch.Tenso
         if sims is not None and m.numel():
             s = torch.as_tensor(sims).reshape(-1)[keep]
             title += "\ncos: " + " ".join(f"{float(v):.3f}" for v in s)
-    return plot_neighbours(dataset, int(anchor), m, None, ax=ax, fig=fig, ncols=ncols, title=title)
+    fig = plot_neighbours(dataset, int(anchor), m, None, ax=ax, fig=fig, ncols=ncols, title=title)
+    if ax is not None:
+        ax.set_anchor("W")                                      # the set starts at the left edge of its panel
+    return fig
 
 
 def plot_set_sizes(sizes: torch.Tensor | np.ndarray, k: int | None = None, *, ax=None, highlight: int | None = None,
@@ -72,6 +75,7 @@ def plot_set_sizes(sizes: torch.Tensor | np.ndarray, k: int | None = None, *, ax
     ax.bar(np.arange(k + 1), counts, color=colours, width=0.8)
     for i, c in enumerate(counts):
         ax.text(i, c, str(int(c)), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, max(1, int(counts.max()) if counts.size else 1) * 1.12)          # room for the counts
     ax.set_xticks(np.arange(k + 1))
     ax.set_xlabel("set size (members)")
     ax.set_ylabel("images")
