@@ -49,13 +49,13 @@ SWEEP_SEEDS = {"smoke": 1, "small": 1, "full": 3}
 SWEEP = ("CISSL", "cissl")
 AUG = {"shapes": "strong", "cifar10": "simclr"}
 
-#: Per-scale budget of this experiment (``SCALES[scale]["experiments"]["dubois"]``). ``small``: one run ≈ 2 min
-#: of one CPU core (4,000 images, 8 epochs, batch 128, AdamW 2e-3, a small CNN of width 16 whose representation has 128
-#: dimensions); there are many runs.
+#: Per-scale budget of this experiment (``SCALES[scale]["experiments"]["dubois"]``). ``small``: one run ≈ 1 min
+#: of one free CPU core plus about as long to measure it (4,000 images, 4 epochs, batch 128, AdamW 2e-3, a small CNN
+#: of width 16 whose representation has 128 dimensions); there are 20 runs.
 BUDGET: dict[str, dict[str, Any]] = {
     "smoke": dict(epochs=1, common=dict(data_options={"n": 256}, batch_size=64, eval_size=200,
                                         backbone_options={"width": 4}, precision="fp32")),
-    "small": dict(epochs=8, common=dict(data_options={"n": 4000}, batch_size=128, lr=2e-3, precision="fp32",
+    "small": dict(epochs=4, common=dict(data_options={"n": 4000}, batch_size=128, lr=2e-3, precision="fp32",
                                         backbone_options={"width": 16})),
     "full": dict(epochs=400, common=dict(SCALES["full"]["common"])),
 }
@@ -252,14 +252,16 @@ def report(records: Sequence[dict[str, Any]], floors: Sequence[dict[str, Any]]) 
 def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/reproduce/dubois-small",
                device: str | None = None, datasets: Sequence[str] | None = None, epochs: int | None = None,
                progress: bool = True, seed_list: Sequence[int] | None = None,
-               part: str | None = None) -> list[dict[str, Any]]:
+               part: str | None = None, shard: tuple[int, int] | None = None,
+               only_finished: bool = False) -> list[dict[str, Any]]:
     """Train every cell (seed 0's comparison and sweeps first, then the other seeds' comparisons), measure each
     run's conditions, add the floors, print and save ``table.md``, ``results.json`` (``records``: one dict per
     run, what :class:`gpsviz.widgets.ProbeExplorer` reads) and figures. Returns the records.
 
     ``seed_list`` / ``part`` (``"main"`` = the comparison, ``"sweeps"`` = dimension and strength) run a share of
-    the cells, e.g. one process per share into the same ``out``; a last call without them then finds every run
-    trained and measured and writes the complete tables."""
+    the cells, and ``shard=(i, n)`` every n-th cell from the i-th (no floors), e.g. one process per share into the
+    same ``out``; a last call without them then finds every run trained and measured and writes the complete
+    tables. ``only_finished``: train nothing, report the runs whose results exist (an interrupted reproduction)."""
     out = Path(out)
     if datasets and list(datasets) != [_data(scale)]:
         raise ConfigError(f"reproduce dubois runs on {_data(scale)} at scale {scale!r}; leave --datasets out")
@@ -268,6 +270,10 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
     seeds = range(n_seeds) if seed_list is None else [int(s) for s in seed_list]
     order = [(s, c) for s in seeds for c in dubois_cells(scale, s)
              if part is None or (part == "main") == (not c.tag)]
+    if shard is not None:
+        order = order[int(shard[0])::int(shard[1])]
+    if only_finished:
+        order = [(s, c) for s, c in order if _finished(c, s, out, scale, epochs, device)]
     records: list[dict[str, Any]] = []
     floors: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -281,7 +287,7 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
         print(f"    linear {100 * cond['linear']:.1f} %, MLP {100 * cond['mlp']:.1f} %, invariance "
               f"{cond['invariance']:.3f}, decodability {100 * cond['decodability']:.1f} %, ETF distance "
               f"{cond['etf_distance']:.3f}, effective rank {cond['effective_rank']:.1f}", flush=True)
-        if part != "sweeps" and (i + 1 == len(order) or order[i + 1][0] != seed):   # the seed's last cell
+        if shard is None and part != "sweeps" and (i + 1 == len(order) or order[i + 1][0] != seed):  # seed done
             floors.extend(floor_rows(cell.data, scale, seed, out, device, "dubois"))
             _save(out, scale, records, floors, t0)
     text = _save(out, scale, records, floors, t0)
@@ -292,6 +298,14 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
     except Exception as e:  # a figure must not lose the tables
         print(f"(figures skipped: {e})")
     return records
+
+
+def _finished(cell: Cell, seed: int, out: Path, scale: str, epochs: int | None, device: str | None) -> bool:
+    """Whether the cell's run folder holds results of the config it would train now."""
+    path = _run_dir(cell, seed, out) / "results.json"
+    if not path.exists():
+        return False
+    return json.loads(path.read_text()).get("config") == _config(cell, scale, seed, epochs, device).to_dict()
 
 
 def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: float) -> str:
@@ -325,13 +339,13 @@ register_experiment("dubois", run_dubois)
 
 # ------------------------------------------------------------------------------------------------ notebook 06
 def notebook_runs(smoke: bool = False, seed: int = 0, root: str | Path | None = None,
-                  progress: bool = True) -> tuple[list[dict[str, Any]], Any]:
+                  progress: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
     """Notebook 06's runs on the shapes world, one seed: SimCLR, CISSL, BYOL, DISSL, the SupCon ceiling, CISSL
-    with a 32-d representation and CISSL at strength 0.5 (``smoke``: SimCLR, CISSL, CISSL 16-d, SupCon on 300
-    images for one epoch). Runs live under ``<data>/runs/nb06-<recipe>-<key>`` (re-running reloads them).
+    with a 32-d representation and CISSL at strength 0.5 (``smoke``: SimCLR, CISSL, CISSL at strength 0.5, CISSL
+    16-d and SupCon on 300 images for one epoch). Runs live under ``<data>/runs/nb06-<recipe>-<key>`` (re-running reloads them).
 
-    Returns (records for :class:`gpsviz.widgets.ProbeExplorer`, a pandas DataFrame: method, dim, strength,
-    linear %, MLP %, the conditions, and the floors' rows)."""
+    Returns (records and floors for :class:`gpsviz.widgets.ProbeExplorer`, a pandas DataFrame: method, dim,
+    strength, linear %, MLP %, the conditions, and the floors' rows)."""
     import pandas as pd
 
     from gpsviz.config import TrainConfig
@@ -345,7 +359,8 @@ def notebook_runs(smoke: bool = False, seed: int = 0, root: str | Path | None = 
     small_dim = 16 if smoke else 32
     specs = [("SimCLR", "simclr", {}, 1.0), ("CISSL", "cissl", {}, 1.0)]
     if not smoke:
-        specs += [("BYOL", "byol", {}, 1.0), ("DISSL", "dissl", {}, 1.0), ("CISSL", "cissl", {}, 0.5)]
+        specs += [("BYOL", "byol", {}, 1.0), ("DISSL", "dissl", {}, 1.0)]
+    specs += [("CISSL", "cissl", {}, 0.5)]
     specs += [("CISSL", "cissl", {"out_dim": small_dim}, 1.0), (CEILING[0], CEILING[1], {}, 1.0)]
     records = []
     for name, recipe, bb, strength in specs:
@@ -359,7 +374,9 @@ def notebook_runs(smoke: bool = False, seed: int = 0, root: str | Path | None = 
     cfg = TrainConfig(backbone_options={"width": width}, **common)
     floors = probe_floors(*load_data(cfg), targets=["label"], probes=("linear", "mlp"), seed=seed,
                           backbone_options={"width": width})
+    floor_rows_ = []
     for name, res in floors.items():
         rows.append({"method": f"{name} (floor)", "linear %": 100 * res["linear_label"],
                      "MLP %": 100 * res["mlp_label"]})
-    return records, pd.DataFrame(rows).round(3)
+        floor_rows_.append({"name": name, **res})
+    return records, floor_rows_, pd.DataFrame(rows).round(3)
