@@ -217,7 +217,7 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
                 f"<b>{html.escape(str(key[0]))}</b>, dimension {key[1]}, strength {key[2]:g}: {len(chosen)} run(s); "
                 f"linear probe {100 * lin:.1f} %, MLP probe {100 * st['mlp_label']:.1f} % &nbsp;·&nbsp; "
                 f"invariance {st['invariance']:.3f} (0 = views coincide), decodability "
-                f"{100 * st['decodability']:.1f} % (which of 100 images a view came from), ETF distance "
+                f"{100 * st['decodability']:.1f} % (which held-out image a view came from), ETF distance "
                 f"{st['etf_distance']:.3f} (0 = perfect simplex), effective rank {st['effective_rank']:.1f}.</div>")
         else:
             self.summary.value = ('<div style="font-size:14px;color:#a33">No run was trained with these settings; '
