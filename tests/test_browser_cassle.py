@@ -69,6 +69,7 @@ def test_sensitivity_explorer(chromium_page):
         select_dropdown(page, ".gpsviz-left-run", right)
         m = wait_for_text(page, DONE.format(i=7, f="crop", s="1.15", l=re.escape(right), r=re.escape(left)),
                           timeout=STEP_S)
+        page.wait_for_timeout(1000)                        # let the browser decode the new figure
         text = page.locator(EXPLORER).first.inner_text()
         assert "backbone" in text and "projector" in text
         screenshot(page, "sensitivity-explorer-changed", selector=EXPLORER)
