@@ -188,11 +188,12 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
 
 
 def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | None = None,
-               experiment: str = "") -> list[dict[str, Any]]:
+               experiment: str = "", targets: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The table's floors for one dataset and seed: the probes on raw pixels and on a randomly initialised backbone
     (:func:`gpsviz.evaluate.probe_floors`), on the data and backbone the cells of this scale train on.
 
-    Computed once per (dataset, seed) and cached in ``out/runs/<dataset>-floors-s<seed>/results.json``.
+    Computed once per (dataset, seed) and cached in ``out/runs/<dataset>-floors-s<seed>/results.json``;
+    ``targets`` probes only those (default: the label and the shapes factors).
     Returns two rows shaped like :func:`run_cell`'s (``name`` "raw pixels" / "random init", ``aug`` "–")."""
     from gpsviz.evaluate import FLOOR_NAMES, probe_floors
     from gpsviz.runs import load_data
@@ -201,6 +202,8 @@ def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | Non
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
     if cfg.backbone_options:                       # e.g. a narrower network (the key of older caches is unchanged)
         key["backbone_options"] = cfg.backbone_options
+    if targets is not None:                        # only some targets probed (default: probe_floors' own)
+        key["targets"] = list(targets)
     path = out / "runs" / f"{dataset}-floors-s{seed}" / "results.json"
     if path.exists():
         cached = json.loads(path.read_text())
@@ -208,7 +211,7 @@ def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | Non
             return cached["rows"]
     t0 = time.perf_counter()
     floors = probe_floors(*load_data(cfg), backbone=cfg.backbone, seed=seed, device=device,
-                          backbone_options=cfg.backbone_options)
+                          backbone_options=cfg.backbone_options, targets=targets)
     rows = [{"name": name, "aug": "–", "dataset": dataset, "recipe": "floor", "seed": seed, "data": cfg.data,
              **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
     atomic_write_json(path, {"key": key, "rows": rows})

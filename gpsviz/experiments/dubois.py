@@ -288,7 +288,7 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
               f"{cond['invariance']:.3f}, decodability {100 * cond['decodability']:.1f} %, ETF distance "
               f"{cond['etf_distance']:.3f}, effective rank {cond['effective_rank']:.1f}", flush=True)
         if shard is None and part != "sweeps" and (i + 1 == len(order) or order[i + 1][0] != seed):  # seed done
-            floors.extend(floor_rows(cell.data, scale, seed, out, device, "dubois"))
+            floors.extend(floor_rows(cell.data, scale, seed, out, device, "dubois", targets=["label"]))
             _save(out, scale, records, floors, t0)
     text = _save(out, scale, records, floors, t0)
     print(text)
