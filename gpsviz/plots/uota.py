@@ -126,6 +126,9 @@ def plot_auroc_over_training(curves: Mapping[str, tuple[Sequence[int], Sequence[
         ax.axvline(start_epoch, color="#555", lw=0.8, ls="--")
         ax.annotate("loss uses the weights", (start_epoch, 0.05), fontsize=7, rotation=90, xytext=(-9, 0),
                     textcoords="offset points")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("AUROC")
