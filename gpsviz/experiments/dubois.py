@@ -287,7 +287,9 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
         print(f"    linear {100 * cond['linear']:.1f} %, MLP {100 * cond['mlp']:.1f} %, invariance "
               f"{cond['invariance']:.3f}, decodability {100 * cond['decodability']:.1f} %, ETF distance "
               f"{cond['etf_distance']:.3f}, effective rank {cond['effective_rank']:.1f}", flush=True)
-        if shard is None and part != "sweeps" and (i + 1 == len(order) or order[i + 1][0] != seed):  # seed done
+        last_of_seed = i + 1 == len(order) or order[i + 1][0] != seed
+        cached = (out / "runs" / f"{cell.data}-floors-s{seed}" / "results.json").exists()
+        if shard is None and part != "sweeps" and last_of_seed and (cached or not only_finished):
             floors.extend(floor_rows(cell.data, scale, seed, out, device, "dubois", targets=["label"]))
             _save(out, scale, records, floors, t0)
     text = _save(out, scale, records, floors, t0)
