@@ -111,7 +111,8 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     res_path = run_dir / "results.json"
     if res_path.exists():
         res = json.loads(res_path.read_text())
-        if res.get("config") == cfg.to_dict() and (not record or (run_dir / FILE_NAME).exists()):
+        same = res.get("config") == json.loads(json.dumps(cfg.to_dict()))     # tuples come back as lists
+        if same and (not record or (run_dir / FILE_NAME).exists()):
             return res
     t0 = time.perf_counter()
     resume = (run_dir / "checkpoint.pt").exists()
@@ -174,13 +175,16 @@ def _floors(cfg, seed: int, out: Path, device: str | None) -> list[dict[str, Any
     from gpsviz.runs import load_data
 
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
+    if cfg.backbone_options:
+        key["backbone_options"] = cfg.backbone_options
     path = out / "runs" / f"floors-s{seed}" / "results.json"
     if path.exists():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
             return cached["rows"]
     t0 = time.perf_counter()
-    floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed, device=device)
+    floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed, device=device,
+                          backbone_options=cfg.backbone_options)
     rows = [{"name": name, "aug": "–", "dataset": _dataset_name(cfg), "recipe": "floor", "seed": seed,
              **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
     atomic_write_json(path, {"key": key, "rows": rows})
