@@ -209,7 +209,7 @@ def _conditions_md(records: Sequence[dict[str, Any]], key: str) -> str:
 
 def _efficiency_md(records: Sequence[dict[str, Any]]) -> str:
     ks = [r["per_class"] for r in records[0]["label_efficiency"] if r["probe"] == "linear"] if records else []
-    lines = ["| method | probe | " + " | ".join(f"{k}/class" for k in ks) + " |", "|" + "---|" * (2 + len(ks))]
+    lines = ["| method | probe | " + " | ".join(f"{k}/class" if k != "all" else "all" for k in ks) + " |", "|" + "---|" * (2 + len(ks))]
     for m in dict.fromkeys(r["method"] for r in records):
         rs = [r for r in records if r["method"] == m]
         for p in ("linear", "mlp"):
