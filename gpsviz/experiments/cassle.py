@@ -260,6 +260,9 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
                       f"trained in {res['train_time']:.0f} s", flush=True)
                 rows.append(res)
             data = _data(dataset, scale)
+            fdir = out / "runs" / f"{data}-floors-s{seed}"
+            if not train and not ((fdir / "results.json").exists() and (fdir / "cassle_r2.json").exists()):
+                continue                                   # floors of this seed not computed yet
             fl = floor_rows(data, scale, seed, out, device, "cassle")
             r2 = floor_analysis(data, scale, seed, out, device)
             rows.extend({**r, **r2.get(r["name"], {})} for r in fl)
