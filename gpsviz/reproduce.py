@@ -195,16 +195,26 @@ def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | Non
     Computed once per (dataset, seed) and cached in ``out/runs/<dataset>-floors-s<seed>/results.json``;
     ``targets`` probes only those (default: the label and the shapes factors).
     Returns two rows shaped like :func:`run_cell`'s (``name`` "raw pixels" / "random init", ``aug`` "–")."""
+    cfg = _config(Cell("floors", "simclr", "none", dataset, experiment=experiment), scale, seed, None, device)
+    return config_floor_rows(cfg, dataset, seed, out / "runs" / f"{dataset}-floors-s{seed}" / "results.json",
+                             device, targets)
+
+
+def config_floor_rows(cfg: Any, dataset: str, seed: int, path: Path, device: str | None = None,
+                      targets: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The floors on the data and backbone of a :class:`~gpsviz.config.TrainConfig` ``cfg`` (what
+    :func:`floor_rows` computes for a scale's cells; an experiment with its own configs calls this directly).
+
+    Cached in the JSON file ``path`` under a key of the data, backbone, seed and targets; ``dataset`` is the name
+    the rows carry in the table."""
     from gpsviz.evaluate import FLOOR_NAMES, probe_floors
     from gpsviz.runs import load_data
 
-    cfg = _config(Cell("floors", "simclr", "none", dataset, experiment=experiment), scale, seed, None, device)
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
     if cfg.backbone_options:                       # e.g. a narrower network (the key of older caches is unchanged)
         key["backbone_options"] = cfg.backbone_options
     if targets is not None:                        # only some targets probed (default: probe_floors' own)
         key["targets"] = list(targets)
-    path = out / "runs" / f"{dataset}-floors-s{seed}" / "results.json"
     if path.exists():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
@@ -216,6 +226,29 @@ def floor_rows(dataset: str, scale: str, seed: int, out: Path, device: str | Non
              **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
     atomic_write_json(path, {"key": key, "rows": rows})
     return rows
+
+
+def write_report(out: Path, experiment: str, scale: str, text: str, table: list[dict[str, Any]],
+                 rows: list[dict[str, Any]], t0: float) -> None:
+    """Print an experiment's report and its wall time since ``t0`` (``time.perf_counter()``), and write
+    ``out/table.md`` and ``out/results.json`` (the table and every run's row without its history), atomically."""
+    print(text)
+    print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
+    atomic_write_bytes(out / "table.md", (text + "\n").encode())
+    atomic_write_json(out / "results.json", {"experiment": experiment, "scale": scale, "table": table,
+                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+
+
+def save_figure(path: Path, make: Callable[[], Any]) -> None:
+    """Save the matplotlib figure ``make()`` returns to ``path`` (Agg backend unless one is already chosen).
+    A figure that fails is reported and skipped: it must never lose the table written before it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        make().savefig(path, dpi=120, bbox_inches="tight")
+    except Exception as e:  # noqa: BLE001
+        print(f"(figure {path.name} skipped: {e})")
 
 
 def summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -301,11 +334,7 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
         runs = [r for r in rows if "prior_purity" in r]
         rho = _rank_correlation([r["prior_purity"] for r in runs], [r["linear_label"] for r in runs])
         text += f"\n\nSpearman rank correlation of prior purity@10 and linear accuracy: {rho:.2f} ({len(runs)} runs)"
-    print(text)
-    print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
-    atomic_write_bytes(out / "table.md", (text + "\n").encode())
-    atomic_write_json(out / "results.json", {"experiment": experiment, "scale": scale, "table": table,
-                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+    write_report(out, experiment, scale, text, table, rows, t0)
     _figures(experiment, rows, table, out)
     return table
 

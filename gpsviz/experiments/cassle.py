@@ -29,8 +29,8 @@ from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
-                              run_cell, summarise)
-from gpsviz.utils import atomic_write_bytes, atomic_write_json
+                              run_cell, summarise, save_figure, write_report)
+from gpsviz.utils import atomic_write_json
 
 __all__ = ["METHODS", "cassle_cells", "cassle_configs", "run_analysis", "floor_analysis", "run_cassle",
            "r2_table", "sensitivity_table", "notebook_runs", "comparison_table"]
@@ -275,22 +275,10 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
               f"{SENS_IMAGES} test images × 4 views), backbone | projector:\n\n" + sensitivity_table(rows)
             + "\n\nThe same, cosine around the mean clean feature (centred):\n\n"
             + sensitivity_table(rows, prefix="sensc") + "\n\nAim:\n" + _aim(rows))
-    wall = time.perf_counter() - t0
-    print(text)
-    print(f"total time {wall:.0f}s; runs in {out / 'runs'}")
-    atomic_write_bytes(out / "table.md", (text + "\n").encode())
-    atomic_write_json(out / "results.json", {"experiment": "cassle", "scale": scale, "table": table,
-                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
-    try:
-        import matplotlib
+    write_report(out, "cassle", scale, text, table, rows, t0)
+    from gpsviz.plots.cassle import plot_sensitivity_bars
 
-        matplotlib.use("Agg", force=False)
-        from gpsviz.plots.cassle import plot_sensitivity_bars
-
-        fig = plot_sensitivity_bars(rows)
-        fig.savefig(out / "sensitivity.png", dpi=120, bbox_inches="tight")
-    except Exception as e:  # a figure must not lose the table
-        print(f"(figure skipped: {e})")
+    save_figure(out / "sensitivity.png", lambda: plot_sensitivity_bars(rows))
     return table
 
 

@@ -30,8 +30,7 @@ from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
-                              run_cell, summarise)
-from gpsviz.utils import atomic_write_bytes, atomic_write_json
+                              run_cell, summarise, save_figure, write_report)
 
 __all__ = ["SPPS_OPTIONS", "spps_cells", "spps_configs", "set_stats", "run_spps", "notebook_comparison"]
 
@@ -163,22 +162,11 @@ def run_spps(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
     text = (format_table(table, METRICS) + "\n\nSemantic sets the SPPS runs trained with (k=4, threshold = the 0.75 "
             "quantile of the mined similarities; purity = share of members with the anchor's class):\n\n"
             + _sets_table(rows))
-    wall = time.perf_counter() - t0
-    print(text)
-    print(f"total time {wall:.0f}s; runs in {out / 'runs'}")
-    atomic_write_bytes(out / "table.md", (text + "\n").encode())
-    atomic_write_json(out / "results.json", {"experiment": "spps", "scale": scale, "table": table,
-                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
-    try:
-        import matplotlib
+    write_report(out, "spps", scale, text, table, rows, t0)
+    from gpsviz.plots import plot_results_bars
 
-        matplotlib.use("Agg", force=False)
-        from gpsviz.plots import plot_results_bars
-
-        fig = plot_results_bars(table, metric="linear_label", title="SPPS: linear-probe accuracy")
-        fig.savefig(out / "accuracy.png", dpi=120, bbox_inches="tight")
-    except Exception as e:  # a figure must not lose the table
-        print(f"(figure skipped: {e})")
+    save_figure(out / "accuracy.png",
+                lambda: plot_results_bars(table, metric="linear_label", title="SPPS: linear-probe accuracy"))
     return table
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import format_table, register_experiment, summarise
-from gpsviz.utils import atomic_write_bytes, atomic_write_json
+from gpsviz.reproduce import (config_floor_rows, format_table, register_experiment, save_figure, summarise,
+                              write_report)
+from gpsviz.utils import atomic_write_json
 
 __all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
            "notebook_runs", "comparison_table"]
@@ -170,25 +171,9 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
 
 
 def _floors(cfg, seed: int, out: Path, device: str | None) -> list[dict[str, Any]]:
-    """The floors (raw pixels, random init) on the experiment's own data, cached per seed."""
-    from gpsviz.evaluate import FLOOR_NAMES, probe_floors
-    from gpsviz.runs import load_data
-
-    key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed}
-    if cfg.backbone_options:
-        key["backbone_options"] = cfg.backbone_options
-    path = out / "runs" / f"floors-s{seed}" / "results.json"
-    if path.exists():
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key:
-            return cached["rows"]
-    t0 = time.perf_counter()
-    floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed, device=device,
-                          backbone_options=cfg.backbone_options)
-    rows = [{"name": name, "aug": "–", "dataset": _dataset_name(cfg), "recipe": "floor", "seed": seed,
-             **floors[name], "train_time": time.perf_counter() - t0} for name in FLOOR_NAMES]
-    atomic_write_json(path, {"key": key, "rows": rows})
-    return rows
+    """The floors (raw pixels, random init) on the experiment's own data, cached per seed (label only)."""
+    return config_floor_rows(cfg, _dataset_name(cfg), seed, out / "runs" / f"floors-s{seed}" / "results.json",
+                             device, targets=["label"])
 
 
 def _dataset_name(cfg) -> str:
@@ -271,28 +256,17 @@ def run_uota(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
             rows.append(res)
         rows.extend(_floors(_config("simclr", {}, scale, seed, epochs, device), seed, out, device))
     table = summarise(rows, ACC_METRICS)
-    wall = time.perf_counter() - t0
     text = (format_table(table, ACC_METRICS)
             + "\n\nUOTA weights against ground truth (last epoch; views of the probe images; a view misses the "
               "object when under 10 % of the object's mask lies in its crop box):\n\n" + weight_table(rows)
             + "\n\nAim:\n" + _aim(rows))
-    print(text)
-    print(f"total time {wall:.0f}s; runs in {out / 'runs'}")
-    atomic_write_bytes(out / "table.md", (text + "\n").encode())
-    atomic_write_json(out / "results.json", {"experiment": "uota", "scale": scale, "table": table,
-                                             "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
-    try:
-        import matplotlib
+    write_report(out, "uota", scale, text, table, rows, t0)
+    from gpsviz.plots.uota import plot_auroc_over_training
 
-        matplotlib.use("Agg", force=False)
-        from gpsviz.plots.uota import plot_auroc_over_training
-
-        curves = {f"{r['name']} s{r['seed']}": (r["epochs"], r["auroc"]) for r in rows if "auroc" in r
-                  and isinstance(r["auroc"], list)}
-        if curves:
-            plot_auroc_over_training(curves).savefig(out / "auroc.png", dpi=120, bbox_inches="tight")
-    except Exception as e:  # a figure must not lose the table
-        print(f"(figure skipped: {e})")
+    curves = {f"{r['name']} s{r['seed']}": (r["epochs"], r["auroc"]) for r in rows if "auroc" in r
+              and isinstance(r["auroc"], list)}
+    if curves:
+        save_figure(out / "auroc.png", lambda: plot_auroc_over_training(curves))
     return table
 
 
