@@ -202,3 +202,17 @@ def test_neighbour_figures(small_shapes):
         plot_neighbours(ds, 5, idx[5], dist[5, :3])
     for f in (fig, fig2, fig3, fig4):
         plt.close(f)
+
+
+def test_random_button_picks_another_index_uniformly():
+    import numpy as np
+
+    from gpsviz.widgets.controls import fmt_marker, other_index
+
+    rng = np.random.default_rng(0)
+    picks = [other_index(rng, 5, 2) for _ in range(2000)]
+    assert 2 not in picks and set(picks) == {0, 1, 3, 4}
+    counts = np.bincount(picks, minlength=5)[[0, 1, 3, 4]]
+    assert counts.min() > 400, counts                   # about 500 each: uniform over the other four
+    assert other_index(rng, 1, 0) == 0                  # one image: nothing else to pick
+    assert fmt_marker(float("nan")) == "nan" and fmt_marker(None) == "nan" and fmt_marker(0.25) == "0.250"

@@ -2,9 +2,24 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any, Iterable
 
 import ipywidgets as widgets
+
+
+def fmt_marker(x: Any, spec: str = ".3f") -> str:
+    """A number as the explorers' status markers write it (``spec``: three decimals), ``nan`` for None or NaN."""
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def other_index(rng: Any, n: int, current: int) -> int:
+    """A uniformly random index in ``[0, n)`` other than ``current`` (``current`` itself when ``n`` is 1):
+    what each explorer's *random* button picks. ``rng`` is a ``numpy.random.Generator``."""
+    if n <= 1:
+        return int(current)
+    new = int(rng.integers(n - 1))
+    return new + 1 if new >= current else new
 
 
 def figure_png(fig, dpi: float = 80) -> bytes:

@@ -17,7 +17,6 @@ after the figure was sent); browser tests wait for it.
 from __future__ import annotations
 
 import html
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -25,15 +24,13 @@ import torch
 import ipywidgets as widgets
 
 from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import fmt_marker as _fmt, other_index
 
 from gpsviz.errors import ConfigError
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
 MARKER = "explorer-state"
 
-
-def _fmt(x: float) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 class NeighbourExplorer(StatusMixin, widgets.VBox):
@@ -230,9 +227,7 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
     # ------------------------------------------------------------------ events
 
     def _on_random(self, _button=None) -> None:
-        cur = int(self.anchor_slider.value)
-        new = int(self._rng.integers(self.n - 1))
-        self.anchor_slider.value = new + 1 if new >= cur else new   # any image but the current one
+        self.anchor_slider.value = other_index(self._rng, self.n, int(self.anchor_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
         from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR, plot_neighbours

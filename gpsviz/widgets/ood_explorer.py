@@ -19,7 +19,6 @@ line reads ``ood-state: run=<name> image=<row> epoch=<e> views=<m> auroc=<a> don
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping
 
@@ -29,12 +28,10 @@ import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
 from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import fmt_marker as _fmt, other_index
 
 MARKER = "ood-state"
 
-
-def _fmt(x: float) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 class OODExplorer(StatusMixin, widgets.VBox):
@@ -201,9 +198,7 @@ class OODExplorer(StatusMixin, widgets.VBox):
         return f"{s} {end}"
 
     def _on_random(self, _button=None) -> None:
-        cur = int(self.image_slider.value)
-        new = int(self._rng.integers(max(1, len(self.rows) - 1)))
-        self.image_slider.value = new + 1 if new >= cur and len(self.rows) > 1 else new
+        self.image_slider.value = other_index(self._rng, len(self.rows), int(self.image_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
         from gpsviz.plots.uota import (MISS_COLOUR, plot_auroc_over_training, plot_ranked_views,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,14 +31,12 @@ import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
 from gpsviz.widgets.controls import StatusMixin, figure_png, new_figure, tag
+from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "probe-state"
 _NEEDED = ("method", "dim", "strength", "linear_label", "mlp_label", "invariance", "decodability", "etf_distance",
            "effective_rank", "label_efficiency", "etf_means", "etf_ideal")
 
-
-def _fmt(x: Any, spec: str = ".3f") -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def _mean(vals: Sequence[Any]) -> float:

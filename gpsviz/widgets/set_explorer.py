@@ -18,7 +18,6 @@ was sent; purity ``nan`` for an empty set); browser tests wait for it.
 """
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
@@ -28,12 +27,10 @@ import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
 from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import fmt_marker as _fmt, other_index
 
 MARKER = "set-state"
 
-
-def _fmt(x) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 class SetExplorer(StatusMixin, widgets.VBox):
@@ -175,9 +172,7 @@ class SetExplorer(StatusMixin, widgets.VBox):
 
     # ------------------------------------------------------------------ events
     def _on_random(self, _button=None) -> None:
-        cur = int(self.anchor_slider.value)
-        new = int(self._rng.integers(self.n - 1))
-        self.anchor_slider.value = new + 1 if new >= cur else new      # any image but the current one
+        self.anchor_slider.value = other_index(self._rng, self.n, int(self.anchor_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
         from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR
