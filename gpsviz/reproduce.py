@@ -157,6 +157,15 @@ def _config(cell: Cell, scale: str, seed: int, epochs: int | None, device: str |
     return TrainConfig(**fields)
 
 
+def same_config(saved: Any, cfg: Any) -> bool:
+    """Whether a config read back from a results file equals ``cfg`` (a TrainConfig or its dict).
+
+    JSON turns tuples into lists (a multi-crop ``local_scale``, for example), so ``cfg`` is compared after the
+    same round trip; a plain ``==`` would call such a finished run stale and train it again."""
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    return saved == json.loads(json.dumps(d))
+
+
 def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = None,
              device: str | None = None, progress: bool = True,
              targets: Sequence[str] | None = None) -> dict[str, Any]:
@@ -170,7 +179,7 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
     res_path = run_dir / "results.json"
     if res_path.exists():
         res = json.loads(res_path.read_text())
-        if res.get("config") == cfg.to_dict():
+        if same_config(res.get("config"), cfg):
             return res
     t0 = time.perf_counter()
     resume = (run_dir / "checkpoint.pt").exists()

@@ -365,6 +365,20 @@ def select_dropdown(page, label: str | int, option: str) -> None:
     _widget(page, "widget-dropdown", label).locator("select").first.select_option(label=option)
 
 
+def wait_for_images(page, selector: str = "body", timeout: float = 30.0) -> None:
+    """Wait until every ``<img>`` inside ``selector`` has loaded and decoded its current source.
+
+    An explorer swaps its figure's source after each change; a screenshot taken between the text marker and the
+    decode shows half a figure."""
+    imgs = "sel => Array.from(document.querySelectorAll(sel + ' img')).filter(i => i.getAttribute('src'))"
+    try:
+        page.wait_for_function(f"sel => ({imgs})(sel).every(i => i.complete && i.naturalWidth > 0)",
+                               arg=selector, timeout=timeout * 1000)
+        page.evaluate(f"sel => Promise.all(({imgs})(sel).map(i => i.decode().catch(() => null)))", selector)
+    except Exception as exc:        # a screenshot is an artefact: say so, do not fail the test over it
+        print(f"images under {selector!r} still loading after {timeout:.0f} s ({type(exc).__name__})")
+
+
 def screenshot(page, name: str, selector: str | None = None, full_page: bool = True) -> Path:
     """Save a PNG as ``test-artifacts/<name>.png`` (folder created) and return its path.
 
@@ -373,8 +387,27 @@ def screenshot(page, name: str, selector: str | None = None, full_page: bool = T
     """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     out = ARTIFACTS / f"{name}.png"
+    wait_for_images(page, selector or "body")
     if selector:
-        page.locator(selector).first.screenshot(path=str(out))
+        loc = page.locator(selector).first
+        loc.scroll_into_view_if_needed()
+        box, deadline = None, time.monotonic() + 5.0
+        while time.monotonic() < deadline:         # wait for the layout to settle (a redrawn figure changes height)
+            page.wait_for_timeout(250)
+            now = loc.bounding_box()
+            if now == box:
+                break
+            box = now
+        size = page.viewport_size
+        if box and size and box["height"] + 40 > size["height"]:
+            # Voilà scrolls an inner panel, so the part of a tall element below the viewport is never painted
+            page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 80})
+            page.wait_for_timeout(300)
+        try:
+            loc.screenshot(path=str(out))
+        finally:
+            if size:
+                page.set_viewport_size(size)
     else:
         page.screenshot(path=str(out), full_page=full_page)
     return out
@@ -392,5 +425,5 @@ __all__ = [
     "ARTIFACTS", "BROKEN_WIDGET", "CHROMIUM_ARGS", "DEFAULT_FAIL", "ServedNotebook", "browser_page",
     "chromium_executable", "click_button", "free_port", "in_ci", "open_notebook", "page_text", "parse_marker",
     "press_slider", "require_browser", "screenshot", "select_dropdown", "serve_notebook", "set_int_text",
-    "token_is_required", "unavailable", "wait_for_text", "wait_until_executed",
+    "token_is_required", "unavailable", "wait_for_images", "wait_for_text", "wait_until_executed",
 ]

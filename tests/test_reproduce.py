@@ -1,6 +1,8 @@
 """Reproduction grid: cells are cached, tables aggregate seeds; the real comparison is a `slow` test."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gpsviz.errors import ConfigError
@@ -78,3 +80,18 @@ def test_gps_beats_simclr_with_weak_augmentation_on_shapes(tmp_path):
     acc = {(r["aug"], r["method"]): r["linear_label"] for r in table}
     assert acc[("weak", "GPS-SimCLR")] > acc[("weak", "SimCLR")] + 0.15
     assert acc[("weak", "GPS-BYOL")] > acc[("weak", "BYOL")]
+
+
+def test_a_cell_with_tuple_options_is_read_back_not_retrained(tmp_path, monkeypatch):
+    # JSON stores the tuple as a list; the finished cell must still count as finished
+    cell = Cell("SwAV", "swav", "weak", overrides={"views_options": {"local_views": 2, "local_scale": (0.1, 0.3)}})
+    first = run_cell(cell, "smoke", 0, tmp_path, progress=False)
+    saved = json.loads(next((tmp_path / "runs").glob("*/results.json")).read_text())
+    assert saved["config"]["views_options"]["local_scale"] == [0.1, 0.3]      # what the cache holds
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr("gpsviz.train.train", no_training)
+    again = run_cell(cell, "smoke", 0, tmp_path, progress=False)
+    assert again["linear_label"] == first["linear_label"]

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (SCALES, Cell, _config, _rank_correlation, floor_rows, format_table,
-                              register_experiment, run_cell, summarise)
+                              register_experiment, run_cell, same_config, summarise)
 from gpsviz.utils import atomic_write_bytes, atomic_write_json
 
 __all__ = ["DIMS", "STRENGTHS", "METHODS", "BUDGET", "dubois_cells", "dubois_configs", "measure_run", "run_dubois",
@@ -137,7 +137,7 @@ def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_inva
     backbone, cfg_dict = load_backbone(run_dir, device="cpu")
     if path.exists():
         cached = json.loads(path.read_text())
-        if cached.get("config") == cfg_dict and cached.get("version") == _VERSION:
+        if same_config(cached.get("config"), cfg_dict) and cached.get("version") == _VERSION:
             return cached["conditions"]
     t0 = time.perf_counter()
     cfg = TrainConfig.from_dict(cfg_dict)
@@ -307,7 +307,7 @@ def _finished(cell: Cell, seed: int, out: Path, scale: str, epochs: int | None, 
     path = _run_dir(cell, seed, out) / "results.json"
     if not path.exists():
         return False
-    return json.loads(path.read_text()).get("config") == _config(cell, scale, seed, epochs, device).to_dict()
+    return same_config(json.loads(path.read_text()).get("config"), _config(cell, scale, seed, epochs, device))
 
 
 def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: float) -> str:

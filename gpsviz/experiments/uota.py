@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (config_floor_rows, format_table, register_experiment, save_figure, summarise,
-                              write_report)
+from gpsviz.reproduce import (config_floor_rows, format_table, register_experiment, same_config, save_figure,
+                              summarise, write_report)
 from gpsviz.utils import atomic_write_json
 
 __all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
@@ -112,7 +112,7 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     res_path = run_dir / "results.json"
     if res_path.exists():
         res = json.loads(res_path.read_text())
-        same = res.get("config") == json.loads(json.dumps(cfg.to_dict()))     # tuples come back as lists
+        same = same_config(res.get("config"), cfg)
         if same and (not record or (run_dir / FILE_NAME).exists()):
             return res
     t0 = time.perf_counter()

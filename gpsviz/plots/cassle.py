@@ -163,7 +163,7 @@ def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, S
         fig = _plt().figure()
     fig.clear()
     nv = views.shape[0] - 1
-    fig.set_size_inches(max(8.0, 1.3 * (nv + 1)), 7.2)
+    fig.set_size_inches(max(8.0, 1.3 * (nv + 1)) + 2.5, 7.2)   # + room for the legends on the right
     gs = fig.add_gridspec(3, nv + 1, height_ratios=[1.0, 1.5, 1.5])
     imgs = unnormalize(views, DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std)
     for i in range(nv + 1):
@@ -184,7 +184,7 @@ def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, S
     ax.set_xticks(x, [f"view {i}" for i in x])
     ax.set_ylabel("cos(clean, view)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)   # beside the curves
     ax = fig.add_subplot(gs[2, :])
     true = np.asarray(params_true, dtype=float)
     markers = "os^v"
@@ -198,7 +198,7 @@ def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, S
     ax.set_xticks(x, [f"view {i}" for i in x])
     ax.set_ylabel("parameter: true (open) vs predicted")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
