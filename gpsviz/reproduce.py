@@ -349,15 +349,11 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
 
 
 def _figures(experiment: str, rows: list[dict], table: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from gpsviz.plots import plot_learning_curves, plot_results_bars
 
-    fig = plot_results_bars(table, metric="linear_label", title=f"{experiment}: linear-probe accuracy")
-    fig.savefig(out / "accuracy.png", dpi=120, bbox_inches="tight")
-    fig = plot_learning_curves([r for r in rows if r.get("history")])
-    fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
+    save_figure(out / "accuracy.png",
+                lambda: plot_results_bars(table, metric="linear_label", title=f"{experiment}: linear-probe accuracy"))
+    save_figure(out / "learning_curves.png", lambda: plot_learning_curves([r for r in rows if r.get("history")]))
     print(f"figures: {out / 'accuracy.png'}, {out / 'learning_curves.png'}")
 
 

@@ -160,6 +160,9 @@ def test_smoke_table_has_floors_and_ceiling(tmp_path, monkeypatch):
 
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["floors"]) == 2 and {s["condition"] for s in saved["spearman"]} == set(dubois.CONDITIONS)
+    # each figure is saved on its own (a failing one is skipped with a message): all four must be there
+    for png in ("accuracy_vs_dim", "accuracy_vs_strength", "label_efficiency", "conditions_vs_accuracy"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 1000, png
 
 
 def test_spearman_table_known_orders():

@@ -124,6 +124,7 @@ def test_reproduce_spps_smoke(tmp_path):
     assert all(0.0 <= r["linear_label"] <= 1.0 for r in table)
     text = (tmp_path / "table.md").read_text()
     assert "raw pixels" in text and "random init" in text and "SupCon" in text
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000            # the figure was written, not skipped
     for mined in ("SimCLR ckpt", "hog"):
         m = re.search(rf"\| shapes \| {mined} \| 1 \| [\d.]+ \| ([\d.]+) % \| ([\d.]+) \|", text)
         assert m and 0 <= float(m.group(1)) <= 100 and 0.5 <= float(m.group(2)) <= 1.5  # quantile 0.75 of k=4

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (SCALES, Cell, _config, _rank_correlation, floor_rows, format_table,
-                              register_experiment, run_cell, same_config, summarise)
+                              register_experiment, run_cell, same_config, save_figure, summarise)
 from gpsviz.utils import atomic_write_bytes, atomic_write_json
 
 __all__ = ["DIMS", "STRENGTHS", "METHODS", "BUDGET", "dubois_cells", "dubois_configs", "measure_run", "run_dubois",
@@ -209,7 +209,8 @@ def _conditions_md(records: Sequence[dict[str, Any]], key: str) -> str:
 
 def _efficiency_md(records: Sequence[dict[str, Any]]) -> str:
     ks = [r["per_class"] for r in records[0]["label_efficiency"] if r["probe"] == "linear"] if records else []
-    lines = ["| method | probe | " + " | ".join(f"{k}/class" if k != "all" else "all" for k in ks) + " |", "|" + "---|" * (2 + len(ks))]
+    heads = [f"{k}/class" if k != "all" else "all" for k in ks]
+    lines = ["| method | probe | " + " | ".join(heads) + " |", "|" + "---|" * (2 + len(ks))]
     for m in dict.fromkeys(r["method"] for r in records):
         rs = [r for r in records if r["method"] == m]
         for p in ("linear", "mlp"):
@@ -295,10 +296,7 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
     text = _save(out, scale, records, floors, t0)
     print(text)
     print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
-    try:
-        _figures(records, out)
-    except Exception as e:  # a figure must not lose the tables
-        print(f"(figures skipped: {e})")
+    _figures(records, out)
     return records
 
 
@@ -320,19 +318,17 @@ def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: fl
 
 
 def _figures(records: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """The four figures of the report; each is skipped alone (with a message) if it fails."""
     from gpsviz.plots.dubois import plot_accuracy_sweep, plot_conditions_vs_accuracy, plot_label_efficiency
 
     sweep = [r for r in records if r["method"] == SWEEP[0]]
-    plot_accuracy_sweep([r for r in sweep if r["strength"] == 1.0], "dim").savefig(out / "accuracy_vs_dim.png",
-                                                                                    dpi=120, bbox_inches="tight")
-    plot_accuracy_sweep([r for r in sweep if r["group"] != "dim"], "strength").savefig(
-        out / "accuracy_vs_strength.png", dpi=120, bbox_inches="tight")
-    plot_label_efficiency([r for r in records if r["group"] == "main"]).savefig(out / "label_efficiency.png",
-                                                                                 dpi=120, bbox_inches="tight")
-    plot_conditions_vs_accuracy(records).savefig(out / "conditions_vs_accuracy.png", dpi=120, bbox_inches="tight")
+    save_figure(out / "accuracy_vs_dim.png", lambda: plot_accuracy_sweep([r for r in sweep if r["strength"] == 1.0],
+                                                                         "dim"))
+    save_figure(out / "accuracy_vs_strength.png",
+                lambda: plot_accuracy_sweep([r for r in sweep if r["group"] != "dim"], "strength"))
+    save_figure(out / "label_efficiency.png",
+                lambda: plot_label_efficiency([r for r in records if r["group"] == "main"]))
+    save_figure(out / "conditions_vs_accuracy.png", lambda: plot_conditions_vs_accuracy(records))
     print(f"figures in {out}")
 
 
