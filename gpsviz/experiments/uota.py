@@ -112,8 +112,7 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     res_path = run_dir / "results.json"
     if res_path.exists():
         res = json.loads(res_path.read_text())
-        same = same_config(res.get("config"), cfg)
-        if same and (not record or (run_dir / FILE_NAME).exists()):
+        if same_config(res.get("config"), cfg) and (not record or (run_dir / FILE_NAME).exists()):
             return res
     t0 = time.perf_counter()
     resume = (run_dir / "checkpoint.pt").exists()

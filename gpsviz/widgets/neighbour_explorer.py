@@ -23,14 +23,14 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
-from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
-from gpsviz.widgets.controls import fmt_marker as _fmt, other_index
+from gpsviz.widgets.controls import (StatusMixin, figure_png, index_controls, new_figure, other_index,
+                                     tag)
+from gpsviz.widgets.controls import fmt_marker as _fmt
 
 from gpsviz.errors import ConfigError
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
 MARKER = "explorer-state"
-
 
 
 class NeighbourExplorer(StatusMixin, widgets.VBox):

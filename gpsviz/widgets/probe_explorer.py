@@ -38,7 +38,6 @@ _NEEDED = ("method", "dim", "strength", "linear_label", "mlp_label", "invariance
            "effective_rank", "label_efficiency", "etf_means", "etf_ideal")
 
 
-
 def _mean(vals: Sequence[Any]) -> float:
     vals = [v for v in vals if v is not None and v == v]
     return statistics.fmean(vals) if vals else float("nan")

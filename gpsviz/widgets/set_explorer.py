@@ -26,11 +26,11 @@ import torch
 import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
-from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
-from gpsviz.widgets.controls import fmt_marker as _fmt, other_index
+from gpsviz.widgets.controls import (StatusMixin, figure_png, index_controls, new_figure, other_index,
+                                     tag)
+from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "set-state"
-
 
 
 class SetExplorer(StatusMixin, widgets.VBox):
