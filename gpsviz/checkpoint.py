@@ -2,10 +2,14 @@
 
 A checkpoint is a dict with ``format`` = :data:`FORMAT`, ``model`` (state dict of the whole SSLModel),
 ``backbone`` (state dict of the backbone alone, for priors and evaluation), ``optimizer``, ``generator``
-(the training RNG state), ``epoch``, ``history``, ``config`` and ``in_channels``.
+(the training RNG state), ``epoch``, ``history``, ``config`` and ``in_channels``; since round 3 also
+``data_digest`` (:func:`dataset_digest` of the training data, so a resume on other data is refused) and
+``provenance`` (:mod:`gpsviz.provenance`). A checkpoint whose weights or buffers hold NaN/inf is refused on load:
+such a model gives arbitrary features, neighbours and chance accuracies.
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -13,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gpsviz.errors import CheckpointError
+from gpsviz.errors import CheckpointError, GpsvizError
 from gpsviz.utils import atomic_torch_save
 
 FORMAT = "gpsviz-checkpoint-v1"
@@ -21,7 +25,8 @@ FORMAT = "gpsviz-checkpoint-v1"
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator, epoch: int, history: list[dict], config: dict,
-                    in_channels: int, positives: dict | None = None) -> None:
+                    in_channels: int, positives: dict | None = None, data_digest: str | None = None,
+                    provenance: dict | None = None) -> None:
     """Write a checkpoint atomically: a kill during the write leaves the previous checkpoint intact."""
     atomic_torch_save({
         "format": FORMAT,
@@ -34,7 +39,50 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "config": dict(config),
         "in_channels": int(in_channels),
         "positives": positives,
+        "data_digest": data_digest,
+        "provenance": provenance,
     }, path)
+
+
+def tensor_digest(*tensors: torch.Tensor, chunk: int = 1 << 24) -> str:
+    """SHA-1 over every byte of ``tensors`` (and their shapes and dtypes), read in chunks of ``chunk`` bytes:
+    two tensors that differ in one element get different digests, however large they are."""
+    h = hashlib.sha1()
+    for t in tensors:
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype};".encode())
+        flat = t.view(-1).view(torch.uint8) if t.numel() else t.view(-1)
+        buf = flat.numpy()
+        for i in range(0, buf.size, chunk):
+            h.update(buf[i:i + chunk].tobytes())
+    return h.hexdigest()
+
+
+def dataset_digest(ds: Any) -> str:
+    """The digest of a dataset's training images and labels (what a run was trained on)."""
+    return tensor_digest(ds.images, ds.labels)[:16]
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """A short digest of a checkpoint file's bytes: results measured on it carry it, so results of an earlier
+    model in the same folder are recognised as stale."""
+    h = hashlib.sha256()
+    with open(resolve_checkpoint_path(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in a state dict that hold NaN or inf, with how many ("bn.running_var
+    (352)")."""
+    bad = []
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append(f"{name} ({n})")
+    return bad
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -80,6 +128,12 @@ def _check_fields(ck: dict[str, Any], p: Path) -> None:
     if ck["epoch"] < 0 or ck["in_channels"] not in (1, 3) or not all(isinstance(r, dict) for r in ck["history"]):
         raise CheckpointError(f"{p}: epoch={ck['epoch']}, in_channels={ck['in_channels']} or the history rows are "
                               f"impossible (hand-edited or damaged checkpoint)")
+    for key in ("model", "backbone"):
+        bad = nonfinite_entries(ck[key])
+        if bad:
+            raise CheckpointError(f"{p}: the {key} weights hold NaN/inf in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                                  f"{' …' if len(bad) > 3 else ''}): the run diverged and its features would be "
+                                  f"meaningless. Train again with a lower --lr or --weight-decay.")
 
 
 def load_state(target: Any, state: Any, path: str | Path, what: str) -> None:
@@ -115,6 +169,14 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
     options = cfg.get("backbone_options") or {}
     if not isinstance(options, dict):
         raise CheckpointError(f"{path}: its config's backbone_options is not a dict (hand-edited or damaged)")
-    backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"], **options)
+    try:
+        backbone = build_backbone(cfg["backbone"], in_channels=ck["in_channels"], **options)
+    except GpsvizError as e:
+        raise CheckpointError(f"{path}: its config's backbone cannot be built ({str(e).splitlines()[0][:200]}); "
+                              f"the checkpoint was edited or damaged. Use the original file or train again.") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{path}: its config's backbone options {options} are invalid "
+                              f"({type(e).__name__}: {str(e)[:200]}); the checkpoint was edited or damaged. Use "
+                              f"the original file or train again.") from None
     load_state(backbone, ck["backbone"], resolve_checkpoint_path(path), "backbone")
     return backbone.to(device).eval(), cfg

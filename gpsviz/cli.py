@@ -45,10 +45,8 @@ def _train(a: argparse.Namespace) -> int:
                   objective_options=_kv(a.objective_opt, "--objective-opt"),
                   weighting_options=_kv(a.weighting_opt, "--weighting-opt"))
     cfg = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
-    out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}")
-    if not a.resume and (out / "checkpoint.pt").exists():
-        raise GpsvizError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    run = train(cfg, out, resume=a.resume)
+    out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}").expanduser()
+    run = train(cfg, out, resume=a.resume)              # the library refuses to replace a finished run
     from gpsviz.distributed import is_main
 
     if not is_main():                      # under torchrun, rank 0 alone reports and evaluates
@@ -195,12 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command. Under torchrun only rank 0 prints a usage or user error (every rank meets the same one),
+    so the line appears once; every rank exits with the same status."""
+    import contextlib
+    import io
+
+    from gpsviz.distributed import launch_rank, report_user_error
+
+    quiet = contextlib.redirect_stderr(io.StringIO()) if launch_rank() != 0 else contextlib.nullcontext()
+    with quiet:                                        # argparse's usage errors: rank 0 alone prints them
+        args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)
     except GpsvizError as e:
-        print(f"error: {e}", file=sys.stderr)
+        report_user_error(f"error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last finished epoch's checkpoint is kept (resume with --resume)", file=sys.stderr)
+        report_user_error("interrupted; the last finished epoch's checkpoint is kept (resume with --resume)")
         return 130

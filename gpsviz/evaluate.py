@@ -191,8 +191,13 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                  probes: Sequence[str] = ("knn", "linear"), device=None, write: bool = True,
                  data: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Evaluate a run folder's backbone on its dataset's train/test splits; writes ``results.json`` beside the
-    checkpoint. ``targets`` defaults to the class label plus, for shapes, the colour and position factors."""
-    from gpsviz.checkpoint import load_backbone
+    checkpoint. ``targets`` defaults to the class label plus, for shapes, the colour and position factors.
+
+    The results carry the ``checkpoint`` digest they were measured on and the run's ``provenance`` summary
+    (precision, device, versions: :func:`gpsviz.provenance.summary`); results of an earlier model in the folder
+    are dropped when they are merged (:func:`gpsviz.runfolder.merge_results`)."""
+    from gpsviz.checkpoint import checkpoint_digest, load_backbone, load_checkpoint
+    from gpsviz.provenance import summary
     from gpsviz.recipes import TrainConfig
     from gpsviz.runs import load_data
 
@@ -200,9 +205,16 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     bad = [p for p in probes if p not in PROBES]
     if bad:
         raise DataError(f"unknown probe(s) {', '.join(map(repr, bad))}; choose from {', '.join(PROBES)}")
+    digest = checkpoint_digest(run_dir)
+    ck = load_checkpoint(run_dir)
     backbone, cfg_dict = load_backbone(run_dir, device=resolve_device(device) if device else "cpu")
     cfg = TrainConfig.from_dict(cfg_dict)
     train_ds, test_ds = data if data is not None else load_data(cfg)
+    for ds in (train_ds, test_ds):
+        if ds.channels != ck["in_channels"]:
+            raise DataError(f"{run_dir} was trained on {ck['in_channels']}-channel images ({cfg.data}); the "
+                            f"{ds.split} data given has {ds.channels} channel(s) ({ds.name}). Evaluate it on "
+                            f"data like its own (leave data out to use its config's dataset).")
     if targets is None:
         targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
     unknown = [t for t in targets if t not in (*train_ds.target_names(), "class", "shape")]
@@ -211,7 +223,8 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                         f"{', '.join(train_ds.target_names())}")
     tr, te = extract(backbone, train_ds), extract(backbone, test_ds)
     results: dict[str, Any] = {"run": str(run_dir), "recipe": cfg.recipe, "aug": cfg.aug, "seed": cfg.seed,
-                               "data": cfg.data}
+                               "data": cfg.data, "checkpoint": digest, "epoch": ck["epoch"],
+                               "provenance": summary(ck.get("provenance"))}
     results.update(run_probes(tr, te, targets, probes))
     if write:
         merge_results(run_dir, results)      # keeps other targets/probes of earlier evaluations

@@ -3,6 +3,11 @@
 Each experiment is a grid of (recipe, augmentation, dataset) × seeds. Every cell trains into its own run folder
 and is skipped when its ``results.json`` already exists for the same config, so an interrupted reproduction
 continues where it stopped. The table (mean ± std over seeds) and figures go to the output folder.
+
+The output folder belongs to one set of settings (experiment, scale, seeds, epochs, datasets; recorded in its
+``settings.json``): the default folder's name carries every setting that differs from the scale's defaults
+(``baselines-smoke-epochs2``), and an ``--out`` folder made with other settings is refused. A finished cell of
+another configuration is never retrained in place.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gpsviz.errors import ConfigError
+from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root
 
 
@@ -102,16 +107,36 @@ def _rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+#: The datasets each grid can run on (``--datasets`` picks a subset; anything else is refused).
+GRID_DATASETS = {"baselines": ("shapes", "fashion-mnist"), "gps": ("shapes", "fashion-mnist"),
+                 "gps-priors": ("shapes",), "precision": ("shapes",)}
+
+
+def _check_datasets(experiment: str, datasets: Sequence[str] | None) -> list[str] | None:
+    """``datasets`` of a grid, checked against :data:`GRID_DATASETS` (ConfigError naming the choices)."""
+    if datasets is None:
+        return None
+    allowed = GRID_DATASETS.get(experiment, ())
+    bad = [d for d in datasets if d not in allowed]
+    if bad or not datasets:
+        raise ConfigError(f"reproduce {experiment}: --datasets {','.join(datasets) or '(empty)'} is not part of "
+                          f"this experiment; choose from {', '.join(allowed)} or leave --datasets out")
+    return list(dict.fromkeys(datasets))
+
+
 def experiment_cells(experiment: str, datasets: Sequence[str] | None = None) -> list[Cell]:
-    """The grid of an experiment."""
+    """The grid of an experiment (``datasets``: a subset of :data:`GRID_DATASETS`, default its first)."""
+    if experiment in GRID_DATASETS:
+        datasets = _check_datasets(experiment, datasets)
     if experiment == "baselines":
         b = "baselines"
-        return [Cell("SimCLR", "simclr", "strong", experiment=b), Cell("BYOL", "byol", "strong", experiment=b),
-                Cell("SupCon", "supcon", "strong", experiment=b),
-                Cell("SimCLR (no aug)", "simclr", "none", experiment=b),
-                # strength 0.5: milder crops and colour jitter (see README)
-                Cell("SimCLR (strength 0.5)", "simclr", "strong", overrides={"strength": 0.5}, tag="x0.5",
-                     experiment=b)]
+        return [c for d in (datasets or ["shapes"]) for c in (
+            Cell("SimCLR", "simclr", "strong", d, experiment=b), Cell("BYOL", "byol", "strong", d, experiment=b),
+            Cell("SupCon", "supcon", "strong", d, experiment=b),
+            Cell("SimCLR (no aug)", "simclr", "none", d, experiment=b),
+            # strength 0.5: milder crops and colour jitter (see README)
+            Cell("SimCLR (strength 0.5)", "simclr", "strong", d, overrides={"strength": 0.5}, tag="x0.5",
+                 experiment=b))]
     if experiment == "gps-priors":
         # GPS-SimCLR, weak augmentation, one prior per cell: does the prior's purity order downstream accuracy?
         return [Cell(f"GPS-SimCLR ({p})", "gps-simclr", "weak", "shapes", {"positives_options": {"prior": p, "k": 10}},
@@ -166,6 +191,47 @@ def same_config(saved: Any, cfg: Any) -> bool:
     return saved == json.loads(json.dumps(d))
 
 
+def read_finished(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
+    """The results of a finished cell in ``run_dir`` when they were made with ``cfg``; None when there are none
+    (or ``results.json`` is unreadable: the cell is evaluated again). A finished cell of *another* config raises
+    ConfigError: it is somebody's result, and retraining in place would destroy it."""
+    path = run_dir / "results.json"
+    try:
+        res = json.loads(path.read_text())
+    except FileNotFoundError:
+        res = None
+    except (OSError, ValueError):
+        print(f"({path} is unreadable; evaluating the run again)")
+        return None
+    if res is None or not isinstance(res, dict) or "config" not in res:
+        saved = _checkpoint_config(run_dir)
+        if saved is not None and not same_config(saved, cfg):
+            raise _other_settings(run_dir, saved, cfg)
+        return None
+    if same_config(res.get("config"), cfg):
+        return res
+    raise _other_settings(run_dir, res.get("config"), cfg)
+
+
+def _checkpoint_config(run_dir: Path) -> dict[str, Any] | None:
+    if not (run_dir / "checkpoint.pt").exists():
+        return None
+    from gpsviz.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(run_dir)["config"]
+    except GpsvizError:
+        return None
+
+
+def _other_settings(run_dir: Path, saved: Any, cfg: Any) -> ConfigError:
+    now = json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg))
+    saved = saved if isinstance(saved, dict) else {}
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    return ConfigError(f"{run_dir} holds a run made with other settings ({', '.join(diff[:5])} differ); it is kept. "
+                       f"Reproduce into another folder (--out), or delete that run folder to retrain it.")
+
+
 def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = None,
              device: str | None = None, progress: bool = True,
              targets: Sequence[str] | None = None) -> dict[str, Any]:
@@ -177,18 +243,11 @@ def run_cell(cell: Cell, scale: str, seed: int, out: Path, epochs: int | None = 
     cfg = _config(cell, scale, seed, epochs, device)
     run_dir = out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
     res_path = run_dir / "results.json"
-    if res_path.exists():
-        res = json.loads(res_path.read_text())
-        if same_config(res.get("config"), cfg):
-            return res
+    res = read_finished(run_dir, cfg)
+    if res is not None:
+        return res
     t0 = time.perf_counter()
-    resume = (run_dir / "checkpoint.pt").exists()
-    try:
-        run = train(cfg, run_dir, resume=resume, progress=progress)
-    except ConfigError:
-        if not resume:
-            raise
-        run = train(cfg, run_dir, resume=False, progress=progress)  # stale folder from other settings
+    run = train(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress)
     res = evaluate_run(run_dir, targets=targets, write=False)
     res.update(name=cell.name, dataset=cell.data, train_time=time.perf_counter() - t0, config=cfg.to_dict(),
                history=run.history)
@@ -241,11 +300,66 @@ def write_report(out: Path, experiment: str, scale: str, text: str, table: list[
                  rows: list[dict[str, Any]], t0: float) -> None:
     """Print an experiment's report and its wall time since ``t0`` (``time.perf_counter()``), and write
     ``out/table.md`` and ``out/results.json`` (the table and every run's row without its history), atomically."""
+    text = text + provenance_note(rows)
     print(text)
     print(f"total time {time.perf_counter() - t0:.0f}s; runs in {out / 'runs'}")
     atomic_write_bytes(out / "table.md", (text + "\n").encode())
     atomic_write_json(out / "results.json", {"experiment": experiment, "scale": scale, "table": table,
                                              "runs": [{k: v for k, v in r.items() if k != "history"} for r in rows]})
+
+
+def provenance_note(rows: list[dict[str, Any]]) -> str:
+    """A footnote saying what produced the table's trained rows: device, precision, processes, torch, gpsviz and
+    commit, with how many runs each (from the ``provenance`` each run's results carry); "" when none is known."""
+    seen: dict[str, int] = {}
+    for r in rows:
+        p = r.get("provenance") or {}
+        if not p:
+            continue
+        commit = (p.get("git_commit") or "no git")[:12]
+        key = (f"{p.get('device_name') or p.get('device')}, {p.get('precision')}, {p.get('world_size')} process(es), "
+               f"torch {p.get('torch')}, gpsviz {p.get('gpsviz')} ({commit})")
+        seen[key] = seen.get(key, 0) + 1
+    if not seen:
+        return ""
+    return "\n\nProduced by: " + "; ".join(f"{k}: {n} run(s)" for k, n in seen.items())
+
+
+def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None, datasets: Sequence[str] | None,
+                  out: str | Path | None) -> Path:
+    """The folder of one reproduction's settings, and the check that it is not another's (``settings.json``).
+
+    Without ``out``: ``<data>/reproduce/<experiment>-<scale>``, plus ``-seeds<N>``, ``-epochs<E>``,
+    ``-<datasets>`` for each setting that differs from the scale's defaults. A folder whose ``settings.json``
+    records other settings is refused (ConfigError naming the folder to use). A folder made before settings were
+    recorded is adopted: its cells are still checked one by one (:func:`read_finished`)."""
+    default_seeds = SCALES.get(scale, {}).get("seeds")
+    settings = {"experiment": experiment, "scale": scale, "seeds": n_seeds, "epochs": epochs,
+                "datasets": list(datasets) if datasets else None}
+    if out is None:
+        name = f"{experiment}-{scale}"
+        if n_seeds is not None and n_seeds != default_seeds:
+            name += f"-seeds{n_seeds}"
+        if epochs is not None:
+            name += f"-epochs{epochs}"
+        if datasets:
+            name += "-" + "+".join(datasets)
+        folder = data_root() / "reproduce" / name
+    else:
+        folder = Path(out).expanduser()
+    marker = folder / "settings.json"
+    try:
+        old = json.loads(marker.read_text())
+    except FileNotFoundError:
+        old = None
+    except (OSError, ValueError):
+        old = {}
+    if old is not None and old != settings:
+        raise ConfigError(f"{folder} holds the reproduction made with other settings ({old or 'unreadable'}); it is "
+                          f"kept. Pass another --out for {settings} (or delete that folder to redo it there).")
+    if old is None:
+        atomic_write_json(marker, settings)
+    return folder
 
 
 def save_figure(path: Path, make: Callable[[], Any]) -> None:
@@ -307,15 +421,20 @@ def reproduce(experiment: str, scale: str = "small", seeds: int | None = None, o
     if scale not in SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
     if isinstance(datasets, str):
-        datasets = [d for d in datasets.split(",") if d]
-    out = Path(out) if out else data_root() / "reproduce" / f"{experiment}-{scale}"
+        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+        if not datasets:
+            raise ConfigError("--datasets is empty; give a comma-separated list, e.g. shapes, or leave it out")
     n_seeds = SCALES[scale]["seeds"] if seeds is None else seeds
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= 1000:
         raise ConfigError(f"seeds={seeds!r} is impossible: the number of seeds must be an integer in [1, 1000]")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 100_000):
         raise ConfigError(f"epochs={epochs!r} is impossible: it must be an integer in [1, 100000] (or omit it "
                           f"for the scale's default)")
-    experiment_names()                                     # imports (registers) the experiments with a runner
+    if experiment not in experiment_names():               # (imports, so registers, the experiments with a runner)
+        raise ConfigError(f"experiment {experiment!r} is unknown; choose {', '.join(experiment_names())}")
+    if experiment in GRID_DATASETS:
+        _check_datasets(experiment, datasets)
+    out = output_folder(experiment, scale, n_seeds, epochs, datasets, out)
     if experiment in CUSTOM_EXPERIMENTS:
         return CUSTOM_EXPERIMENTS[experiment](scale=scale, n_seeds=n_seeds, out=out, device=device,
                                               datasets=datasets, epochs=epochs, progress=progress)
@@ -392,7 +511,7 @@ def demo(out: str | Path | None = None) -> None:
     rows.extend(floor_rows("shapes", "small", 0, shared))
     metrics = ["linear_label", "knn_label", "linear_colour", "linear_position"]
     table = summarise(rows, metrics)
-    text = format_table(table, metrics)
+    text = format_table(table, metrics) + provenance_note(rows)
     print(text)
     atomic_write_bytes(outdir / "table.md", (text + "\n").encode())
     _figures("demo (shapes, weak augmentation, seed 0)", rows, table, outdir)

@@ -31,8 +31,12 @@ from gpsviz.errors import GpsvizError
 
 LOCK_NAME = ".gpsviz.lock"
 MARKER_NAME = ".gpsviz-run"
-RUN_FILES = ("checkpoint.pt", "config.json", "history.csv", "results.json", LOCK_NAME, MARKER_NAME)
-RESULT_META = ("run", "recipe", "aug", "seed", "data")
+RUN_FILES = ("checkpoint.pt", "config.json", "history.csv", "results.json", "provenance.json", LOCK_NAME,
+             MARKER_NAME)
+#: Files measured on a run's model (probes, analyses, recorded view weights): a fresh training in the folder
+#: removes them, since they describe the model it replaces.
+DERIVED_FILES = ("results.json", "conditions.json", "cassle_analysis.json", "view_weights.pt")
+RESULT_META = ("run", "recipe", "aug", "seed", "data", "checkpoint")
 
 try:  # pragma: no cover - platform dependent
     import fcntl
@@ -216,10 +220,21 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def run_folder(path: str | os.PathLike, resume: bool = False) -> Iterator[Path]:
     """Everything a training run needs around its body: validate the folder (:func:`check_out_dir`), lock it
-    (:func:`run_lock`), mark it as a gpsviz run and remove temp files of interrupted writes."""
+    (:func:`run_lock`), mark it as a gpsviz run and remove temp files of interrupted writes.
+
+    Without ``resume``, a folder that already holds a checkpoint is refused (``RunFolderError``: a finished run is
+    never replaced silently, from the API or the CLI); otherwise the files measured on an earlier model
+    (:data:`DERIVED_FILES`, e.g. a ``results.json`` left when its checkpoint was deleted) are removed."""
     folder = check_out_dir(path)
     with run_lock(folder):
+        if not resume and (folder / "checkpoint.pt").exists():
+            raise RunFolderError(f"{folder} already holds a run (checkpoint.pt); pass resume=True (--resume) to "
+                                 f"continue it, or choose another folder (--out). Delete the folder to start over.")
         clean_stale_temp_files(folder)
+        if not resume:
+            for name in DERIVED_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
         marker = folder / MARKER_NAME
         if not marker.exists():
             marker.write_text("This folder is a gpsviz run (checkpoint.pt, config.json, history.csv).\n")
@@ -255,8 +270,10 @@ def repair_history(path: str | os.PathLike, history: Sequence[dict[str, Any]], f
 def merge_results(path: str | os.PathLike, results: dict[str, Any]) -> dict[str, Any]:
     """Merge ``results`` into the run folder's ``results.json`` under the folder's lock and return the merge.
 
-    Keys of earlier evaluations (other targets / probes) are kept when they describe the same run (equal
-    ``recipe``, ``aug``, ``seed``, ``data``); new values replace old ones of the same target/probe."""
+    Keys of earlier evaluations (other targets / probes) are kept only when they were measured on the same
+    checkpoint (equal ``checkpoint`` digest, see :func:`gpsviz.checkpoint.checkpoint_digest`) and describe the same
+    run (equal ``recipe``, ``aug``, ``seed``, ``data``); otherwise they belong to an earlier model and are dropped.
+    New values replace old ones of the same target/probe. An unreadable ``results.json`` is replaced."""
     from gpsviz.utils import atomic_write_json
 
     folder = Path(path)
@@ -268,8 +285,9 @@ def merge_results(path: str | os.PathLike, results: dict[str, Any]) -> dict[str,
                 old = loaded
         except (OSError, ValueError):
             pass
-        if any(k in old and k in results and old[k] != results[k] for k in RESULT_META if k != "run"):
-            old = {}                         # results of an earlier, different run in this folder
+        if any(k in old and k in results and old[k] != results[k] for k in RESULT_META if k != "run") or \
+                old.get("checkpoint") is None or old.get("checkpoint") != results.get("checkpoint"):
+            old = {}                         # results of an earlier model in this folder
         merged = {**old, **results}
         atomic_write_json(folder / "results.json", merged)
     return merged

@@ -28,7 +28,8 @@ from gpsviz.batch import Batch
 from torch import nn
 
 from gpsviz.callbacks import Callback, LambdaCallback
-from gpsviz.checkpoint import load_checkpoint, load_state, restore, save_checkpoint
+from gpsviz.checkpoint import (dataset_digest, load_checkpoint, load_state, nonfinite_entries, restore,
+                               save_checkpoint)
 from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.hardware import autocast, pick_layout, resolve_precision
@@ -45,7 +46,11 @@ HISTORY_FIELDS = ("epoch", "loss", "lr", "knn_acc", "epoch_time", "aug_time")
 
 
 class TrainingDiverged(GpsvizError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+    """The loss, a weight or a BatchNorm statistic became NaN/inf; the last good checkpoint (if any) is kept."""
+
+
+#: Fields of a config that do not change what a run computes: a run may be resumed with other values of them.
+RESUMABLE_FIELDS = ("device",)
 
 
 @dataclass
@@ -130,14 +135,40 @@ class _Loop:
         self.total_steps = cfg.epochs * self.n_batches
         self.warmup_steps = int(round(cfg.warmup_epochs * self.n_batches))
         self.ckpt_path = out_dir / "checkpoint.pt"
+        self.data_digest = dataset_digest(self.train_ds)
+        self.provenance = None                                       # a provenance.Session, opened by start()
+
+    def start(self, earlier: dict | None) -> None:
+        """Open this call's provenance session (``earlier``: the record of the restored checkpoint)."""
+        from gpsviz.provenance import Session, machine
+
+        self.provenance = Session(machine(self.device, self.dtype, self.channels_last), earlier, self.start_epoch)
+
+    def diverged(self, what: str, epoch: int) -> TrainingDiverged:
+        """The error for a run that became non-finite in ``epoch`` (0-based), saying truthfully what is kept."""
+        kept = (f"The last good checkpoint ({self.ckpt_path}, epoch {len(self.history)}) is kept."
+                if self.ckpt_path.exists() and self.history else
+                "No checkpoint was written (it diverged in its first epoch).")
+        return TrainingDiverged(f"{what} at epoch {epoch + 1}; training stopped. {kept} Try a lower --lr (now "
+                                f"{self.cfg.lr}) or --weight-decay (now {self.cfg.weight_decay}), or a higher "
+                                f"--temperature.")
 
     # ------------------------------------------------------------------ state
     def restore(self) -> bool:
         """Load the checkpoint; True when the positive source's state was restored too."""
         ck = load_checkpoint(self.ckpt_path)
-        if ck["config"] != self.cfg.to_dict():
-            raise ConfigError(f"{self.ckpt_path} was written with a different config; resume with the same "
-                              f"options or use a new --out folder")
+        saved, now = dict(ck["config"]), self.cfg.to_dict()
+        for name in RESUMABLE_FIELDS:
+            saved.pop(name, None), now.pop(name, None)
+        if saved != now:
+            diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+            raise ConfigError(f"{self.ckpt_path} was written with a different config ({', '.join(diff[:6])} "
+                              f"differ); resume with the same options or use a new --out folder")
+        if ck.get("data_digest") not in (None, self.data_digest):
+            raise ConfigError(f"{self.ckpt_path} was trained on other data than the {len(self.train_ds)} "
+                              f"{self.cfg.data} images given now (their digests differ); resume with the data it "
+                              f"was made on, or train into a new --out folder")
+        self.earlier_provenance = ck.get("provenance")
         restore(ck, self.ckpt_path, self.model, self.opt, self.gen)
         self.history = list(ck["history"])
         if D.is_main():
@@ -182,10 +213,7 @@ class _Loop:
             out = self.step_fn(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at epoch {batch.epoch + 1}, step {batch.step + 1}; training stopped. "
-                f"The last good checkpoint ({self.ckpt_path}, epoch {len(self.history)}) is kept. "
-                f"Try a lower --lr (now {self.cfg.lr}) or a higher --temperature.")
+            raise self.diverged(f"loss became {loss.item()} at step {batch.step + 1}", batch.epoch)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -202,14 +230,21 @@ class _Loop:
         cfg = self.cfg
         if cfg.eval_every and (row["epoch"] % cfg.eval_every == 0 or row["epoch"] == cfg.epochs) and D.is_main():
             row["knn_acc"] = _online_knn(self.model, self.train_ds, self.test_ds, cfg, self.device)
+        bad = nonfinite_entries(self.model.state_dict())          # weights and buffers (BatchNorm statistics)
+        if bad:
+            raise self.diverged(f"{len(bad)} weight/buffer tensor(s) became NaN/inf ({', '.join(bad[:3])}"
+                                f"{' …' if len(bad) > 3 else ''})", row["epoch"] - 1)
         self.history.append(row)
         if not D.is_main():                                          # rank 0 alone writes files
             return
+        record = self.provenance.record(row["epoch"])
         save_checkpoint(self.ckpt_path, model=self.model, optimizer=self.opt, generator=self.gen,
                         epoch=row["epoch"], history=self.history, config=cfg.to_dict(),
                         in_channels=self.train_ds.channels,
-                        positives=self.positives.state_dict() if hasattr(self.positives, "state_dict") else None)
+                        positives=self.positives.state_dict() if hasattr(self.positives, "state_dict") else None,
+                        data_digest=self.data_digest, provenance=record)
         _write_history(self.out_dir, self.history)
+        atomic_write_json(self.out_dir / "provenance.json", record)
         for cb in self.callbacks:
             cb.on_epoch(row)
 
@@ -249,8 +284,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     :mod:`gpsviz.runfolder`).
     """
     D.setup(cfg.device)
+    out_dir = Path(out_dir).expanduser()
     with run_folder(out_dir, resume=resume) if D.is_main() else contextlib.nullcontext():
-        return _train(cfg, Path(out_dir), resume, progress, data, list(callbacks) + (
+        return _train(cfg, out_dir, resume, progress, data, list(callbacks) + (
             [LambdaCallback(on_epoch=on_epoch)] if on_epoch is not None else []), stop_after)
 
 
@@ -263,6 +299,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool, data: 
 
         data = load_splits(cfg.data, cfg.data_options)
     loop = _Loop(cfg, out_dir, data, cbs)
+    loop.earlier_provenance = None
     restored = False
     if resume and D.broadcast_object(loop.ckpt_path.exists()):
         restored = loop.restore()
@@ -273,6 +310,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool, data: 
         atomic_write_json(out_dir / "config.json", cfg.to_dict())
     if not restored:
         loop.prepare_positives()
+    loop.start(loop.earlier_provenance)
 
     # One bar for the whole run, kept on screen (a bar closed mid-run breaks its widget in served notebooks).
     bar = tqdm(total=loop.total_steps, initial=loop.start_epoch * loop.n_batches, desc=cfg.recipe,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (config_floor_rows, format_table, register_experiment, same_config, save_figure,
+from gpsviz.reproduce import (config_floor_rows, format_table, read_finished, register_experiment, save_figure,
                               summarise, write_report)
 from gpsviz.utils import atomic_write_json
 
@@ -110,21 +110,12 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     run_dir = Path(run_dir)
     record = cfg.weighting == "uota" or _uses_uota(cfg.recipe, {"weighting": cfg.weighting} if cfg.weighting else {})
     res_path = run_dir / "results.json"
-    if res_path.exists():
-        res = json.loads(res_path.read_text())
-        if same_config(res.get("config"), cfg) and (not record or (run_dir / FILE_NAME).exists()):
-            return res
+    res = read_finished(run_dir, cfg)
+    if res is not None and (not record or (run_dir / FILE_NAME).exists()):
+        return res
     t0 = time.perf_counter()
-    resume = (run_dir / "checkpoint.pt").exists()
     cbs = [ViewWeightRecorder(probe=probe, path=run_dir / FILE_NAME)] if record else []
-    try:
-        run = train(cfg, run_dir, resume=resume, progress=progress, callbacks=cbs)
-    except ConfigError:
-        if not resume:
-            raise
-        (run_dir / FILE_NAME).unlink(missing_ok=True)                # stale folder from other settings
-        cbs = [ViewWeightRecorder(probe=probe, path=run_dir / FILE_NAME)] if record else []
-        run = train(cfg, run_dir, resume=False, progress=progress, callbacks=cbs)
+    run = train(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, callbacks=cbs)
     res = evaluate_run(run_dir, targets=["label"], write=False)
     res.update(train_time=time.perf_counter() - t0, config=cfg.to_dict(), history=run.history)
     atomic_write_json(res_path, res)

@@ -1,0 +1,272 @@
+"""Reliability round 3 (issue 18): no run lost, no nonsense accepted, provenance recorded.
+
+Each test here failed on the main of 3cd9920 (checked by running this file against that checkout)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpsviz.callbacks import Callback
+from gpsviz.checkpoint import load_checkpoint
+from gpsviz.config import TrainConfig
+from gpsviz.errors import CheckpointError, ConfigError, DataError, GpsvizError
+from gpsviz.evaluate import evaluate_run
+from gpsviz.train import TrainingDiverged, train
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(epochs=1, batch_size=32, eval_every=0, proj_hidden=32, proj_dim=16, pred_hidden=32, device="cpu",
+                precision="fp32", data_options={"n": 96})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_pair, tmp_path_factory):
+    """A finished 1-epoch run (shared by read-only tests)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(tiny_cfg(), out, progress=False, data=tiny_pair)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ data loss
+def test_train_api_refuses_to_replace_a_finished_run(tiny_pair, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(), out, progress=False, data=tiny_pair)
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(GpsvizError, match="already holds a run"):
+        train(tiny_cfg(seed=1), out, progress=False, data=tiny_pair)
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_results_of_an_earlier_model_are_dropped(tiny_pair, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(), out, progress=False, data=tiny_pair)
+    first = evaluate_run(out, targets=["label"], probes=["knn", "linear"], data=tiny_pair)
+    (out / "checkpoint.pt").unlink()                       # the user retrains into the folder
+    train(tiny_cfg(seed=5), out, progress=False, data=tiny_pair)
+    assert not (out / "results.json").exists()            # the fresh training removed the old model's results
+    evaluate_run(out, targets=["label"], probes=["knn"], data=tiny_pair)
+    saved = json.loads((out / "results.json").read_text())
+    assert "knn_label" in saved and "linear_label" not in saved
+    assert saved["checkpoint"] != first["checkpoint"]
+
+
+def test_results_written_by_an_older_checkpoint_are_not_merged(tiny_pair, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(epochs=2), out, progress=False, data=tiny_pair, stop_after=1)
+    evaluate_run(out, targets=["label"], probes=["linear"], data=tiny_pair)
+    train(tiny_cfg(epochs=2), out, resume=True, progress=False, data=tiny_pair)   # the model changes
+    res = evaluate_run(out, targets=["label"], probes=["knn"], data=tiny_pair)
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved) >= {"knn_label", "checkpoint"} and "linear_label" not in saved
+    assert saved["checkpoint"] == res["checkpoint"] and saved["epoch"] == 2
+
+
+def _tiny_grid(monkeypatch, tmp_path):
+    import gpsviz.reproduce as R
+
+    monkeypatch.setenv("GPSVIZ_DATA", str(tmp_path / "data"))
+    smoke = dict(R.SCALES["smoke"], common=dict(data_options={"n": 96}, batch_size=32, eval_size=40,
+                                                proj_hidden=32, proj_dim=16, precision="fp32"))
+    monkeypatch.setitem(R.SCALES, "smoke", smoke)
+    monkeypatch.setattr(R, "experiment_cells", lambda experiment, datasets=None: [
+        R.Cell("SimCLR", "simclr", "strong", experiment=experiment)])
+    return R
+
+
+def test_a_second_reproduce_with_other_settings_keeps_the_first(monkeypatch, tmp_path):
+    R = _tiny_grid(monkeypatch, tmp_path)
+    R.reproduce("baselines", scale="smoke", seeds=1, progress=False)
+    first = tmp_path / "data" / "reproduce" / "baselines-smoke"
+    files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file() and p.suffix in (".md", ".json", ".pt")}
+    assert (first / "table.md") in files
+    R.reproduce("baselines", scale="smoke", seeds=1, epochs=2, progress=False)
+    assert {p: p.read_bytes() for p in files} == files     # nothing of the first grid was rewritten
+    second = tmp_path / "data" / "reproduce" / "baselines-smoke-epochs2"
+    assert (second / "table.md").exists()
+    res = json.loads(next((second / "runs").glob("shapes-simclr-*/results.json")).read_text())
+    assert res["config"]["epochs"] == 2
+    with pytest.raises(ConfigError, match="other settings"):   # an explicit --out of another grid is refused
+        R.reproduce("baselines", scale="smoke", seeds=1, epochs=3, out=first, progress=False)
+    assert {p: p.read_bytes() for p in files} == files
+
+
+def test_a_finished_cell_of_another_config_is_never_retrained_in_place(monkeypatch, tmp_path):
+    R = _tiny_grid(monkeypatch, tmp_path)
+    cell = R.Cell("SimCLR", "simclr", "strong", experiment="baselines")
+    R.run_cell(cell, "smoke", 0, tmp_path / "grid", progress=False)
+    run = next((tmp_path / "grid" / "runs").iterdir())
+    before = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="other settings"):
+        R.run_cell(cell, "smoke", 0, tmp_path / "grid", epochs=2, progress=False)
+    assert (run / "checkpoint.pt").read_bytes() == before
+    (run / "results.json").write_text('{"truncat')             # unreadable results: evaluated again, no traceback
+    assert R.run_cell(cell, "smoke", 0, tmp_path / "grid", progress=False)["config"]["epochs"] == 1
+
+
+def test_reproduce_datasets_are_honoured_or_refused():
+    from gpsviz.reproduce import experiment_cells, reproduce
+
+    assert {c.data for c in experiment_cells("baselines", ["fashion-mnist"])} == {"fashion-mnist"}
+    for experiment in ("gps-priors", "precision"):
+        with pytest.raises(ConfigError, match="datasets"):
+            reproduce(experiment, scale="smoke", datasets="fashion-mnist", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ nonsense accepted
+class _PoisonBatchNorm(Callback):
+    """Writes NaN into the first BatchNorm running_var after the last step (the loss stays finite)."""
+
+    def __init__(self, model_holder):
+        self.holder = model_holder
+
+    def on_step(self, batch, out):
+        for m in self.holder["model"].modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.fill_(float("nan"))
+                return
+
+
+def test_non_finite_buffers_stop_the_run_and_no_checkpoint_is_written(tiny_pair, tmp_path, monkeypatch):
+    import gpsviz.train as T
+
+    holder: dict = {}
+    real = T._Loop.__init__
+
+    def grab(self, *a, **k):
+        real(self, *a, **k)
+        holder["model"] = self.model
+    monkeypatch.setattr(T._Loop, "__init__", grab)
+    with pytest.raises(TrainingDiverged, match="No checkpoint was written") as e:
+        train(tiny_cfg(), tmp_path / "run", progress=False, data=tiny_pair, callbacks=[_PoisonBatchNorm(holder)])
+    assert "running_var" in str(e.value)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(finished, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(finished, bad)
+    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
+    name = next(k for k in ck["backbone"] if k.endswith("running_var"))
+    ck["backbone"][name][0] = float("inf")
+    torch.save(ck, bad / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="NaN/inf"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="NaN/inf"):
+        evaluate_run(bad, probes=["knn"], targets=["label"])
+
+
+def test_resume_on_other_data_is_refused(tiny_pair, tmp_path):
+    from gpsviz.data import make_shapes
+
+    out = tmp_path / "run"
+    train(tiny_cfg(epochs=2), out, progress=False, data=tiny_pair, stop_after=1)
+    other = (make_shapes(192, seed=11), tiny_pair[1])
+    with pytest.raises(ConfigError, match="other data"):
+        train(tiny_cfg(epochs=2), out, resume=True, progress=False, data=other)
+    assert load_checkpoint(out)["epoch"] == 1
+
+
+def test_train_or_resume_with_other_data_does_not_return_the_old_run(tiny_pair, tmp_path):
+    from gpsviz.data import make_shapes
+    from gpsviz.runs import train_or_resume
+
+    train_or_resume(tiny_cfg(), "nb", root=tmp_path, progress=False, data=tiny_pair)
+    with pytest.raises(ConfigError, match="other data"):
+        train_or_resume(tiny_cfg(), "nb", root=tmp_path, progress=False, data=(make_shapes(192, seed=12),
+                                                                             tiny_pair[1]))
+
+
+def test_a_cpu_run_resumes_with_device_auto(tiny_pair, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(epochs=2), out, progress=False, data=tiny_pair, stop_after=1)
+    if torch.cuda.is_available():
+        pytest.skip("auto is CUDA here; the point is a device choice that resolves to the same computation")
+    run = train(tiny_cfg(epochs=2, device="auto"), out, resume=True, progress=False, data=tiny_pair)
+    assert len(run.history) == 2
+
+
+def test_tilde_out_is_expanded_for_writing_too(tiny_pair, tmp_path, monkeypatch):
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    train(tiny_cfg(), "~/x", progress=False, data=tiny_pair)
+    assert (home / "x" / "checkpoint.pt").exists()
+    assert not (cwd / "~").exists()
+
+
+def test_the_cli_expands_a_quoted_tilde(tmp_path, monkeypatch, capsys):
+    from gpsviz.cli import main
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GPSVIZ_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(cwd)
+    assert main(["train", "--epochs", "1", "--data-opt", "n=64", "--batch-size", "32", "--no-eval", "--device",
+                 "cpu", "--out", "~/x"]) == 0
+    assert (home / "x" / "checkpoint.pt").exists() and not (cwd / "~").exists()
+
+
+# ------------------------------------------------------------------------------------------------ tracebacks
+def test_evaluating_an_rgb_run_on_grey_data_is_a_clear_error(finished):
+    from gpsviz.data import from_arrays
+
+    grey = from_arrays(torch.randint(0, 255, (40, 32, 32), dtype=torch.uint8).numpy(), labels=[i % 4 for i in
+                                                                                               range(40)])
+    test = from_arrays(torch.randint(0, 255, (20, 32, 32), dtype=torch.uint8).numpy(), labels=[i % 4 for i in
+                                                                                               range(20)])
+    grey.split, test.split = "train", "test"
+    with pytest.raises(DataError, match="3-channel"):
+        evaluate_run(finished, data=(grey, test), write=False, targets=["label"], probes=["knn"])
+
+
+def test_hand_edited_backbone_options_in_a_checkpoint_are_a_clear_error(finished, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(finished, bad)
+    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
+    ck["config"]["backbone_options"] = {"width": "wide"}
+    torch.save(ck, bad / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="backbone"):
+        evaluate_run(bad, probes=["knn"], targets=["label"])
+
+
+# ------------------------------------------------------------------------------------------------ provenance
+def test_a_run_records_what_produced_it(finished):
+    rec = json.loads((finished / "provenance.json").read_text())
+    assert rec["precision"] == "fp32" and rec["channels_last"] is False
+    assert rec["world_size"] == 1 and rec["device"] == "cpu" and rec["device_name"]
+    assert rec["torch"] == str(torch.__version__) and rec["gpsviz"]
+    (session,) = rec["sessions"]
+    assert session["epochs"] == [0, 1] and session["wall_s"] > 0 and session["cpu_s"] > 0 and session["end"]
+    assert load_checkpoint(finished)["provenance"] == rec
+
+
+def test_results_carry_the_checkpoint_and_provenance(finished, tiny_pair):
+    res = evaluate_run(finished, targets=["label"], probes=["knn"], data=tiny_pair, write=False)
+    assert len(res["checkpoint"]) == 16 and res["provenance"]["precision"] == "fp32"
+    from gpsviz.reproduce import provenance_note
+
+    note = provenance_note([res])
+    assert "fp32" in note and "1 process" in note and torch.__version__ in note
+
+
+def test_a_resumed_run_has_two_sessions(tiny_pair, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(epochs=2), out, progress=False, data=tiny_pair, stop_after=1)
+    train(tiny_cfg(epochs=2), out, resume=True, progress=False, data=tiny_pair)
+    rec = json.loads((out / "provenance.json").read_text())
+    assert [s["epochs"] for s in rec["sessions"]] == [[0, 1], [1, 2]]
+    assert [s["resumed"] for s in rec["sessions"]] == [False, True]
+    assert rec["wall_s"] == pytest.approx(sum(s["wall_s"] for s in rec["sessions"]), abs=0.05)
