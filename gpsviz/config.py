@@ -161,11 +161,12 @@ class TrainConfig:
                 parse_device(self.device)
         except ConfigError:
             need(False, "device", "use auto, cpu, cuda, cuda:N or mps")
-        from gpsviz.recipes import _registries
+        from gpsviz.recipes import _registries, check_combination
 
         for slot, reg in _registries().items():
             need(getattr(self, slot) in reg, slot, f"choose one of {', '.join(reg.names())}")
             reg.check_options(getattr(self, slot), getattr(self, f"{slot}_options"), reserved=("in_dim", "cfg"))
+        check_combination(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,11 +3,11 @@
 =============  ==========================================  ==========================================
 slot           registry                                    built-in choices
 =============  ==========================================  ==========================================
-positives      ``gpsviz.positives.build_positives``        self, labels, neighbours
+positives      ``gpsviz.positives.build_positives``        self, labels, neighbours, semantic
 views          ``gpsviz.augment.views.VIEWS``              standard, multicrop
-head           ``gpsviz.models.heads.HEADS``               mlp
-objective      ``gpsviz.objectives.OBJECTIVES``            ntxent, byol
-weighting      ``gpsviz.objectives.WEIGHTINGS``            uniform
+head           ``gpsviz.models.heads.HEADS``               mlp, conditioned, lowrank
+objective      ``gpsviz.objectives.OBJECTIVES``            ntxent, byol, cissl, dissl, swav
+weighting      ``gpsviz.objectives.WEIGHTINGS``            uniform, uota
 =============  ==========================================  ==========================================
 
     >>> from gpsviz.recipes import Recipe, register_recipe
@@ -15,7 +15,9 @@ weighting      ``gpsviz.objectives.WEIGHTINGS``            uniform
     ...                        objective="byol", views="multicrop"))
 
 A :class:`~gpsviz.config.TrainConfig` may override any slot (``objective="byol"``) and any slot's options;
-the training loop asks :func:`build_ingredients` for the parts and never knows which method it runs.
+the training loop asks :func:`build_ingredients` for the parts and never knows which method it runs. Options are
+checked against each ingredient's declared specs (:class:`gpsviz.registry.Opt`), and a combination whose
+ingredients cannot honour each other is refused with the reason (:func:`check_combination`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from gpsviz.errors import ConfigError
 from gpsviz.models.ssl import SSLModel
 
 __all__ = ["Recipe", "RECIPES", "SLOTS", "register_recipe", "get_recipe", "build_ingredients", "Ingredients",
-           "TrainConfig", "SSLModel"]
+           "TrainConfig", "SSLModel", "check_combination"]
 
 #: The ingredient slots of a recipe, in the order data flows through a step.
 SLOTS = ("positives", "views", "head", "objective", "weighting")
@@ -42,6 +44,45 @@ def _registries() -> dict[str, Any]:
 
     return {"positives": _REGISTRY, "views": VIEWS, "head": HEADS, "objective": OBJECTIVES,
             "weighting": WEIGHTINGS}
+
+
+def check_combination(c: Any) -> None:
+    """Refuse slot choices that cannot honour each other (``c``: a TrainConfig or a Recipe: the slot names and
+    their ``*_options``). Each ingredient says what it needs; nothing here knows a method by name:
+
+    * the objective must find positives where the source puts them (``Objective.positives_from`` ∩
+      ``PositiveSource.positives_in``), otherwise it would train exactly as with positives ``self``;
+    * the view maker must make at least 2 views per instance (one view has no positive: loss 0), and a view of
+      every slot of the source's plan that holds a positive (``PositiveSource.view_slots``,
+      ``ViewMaker.views_made``), otherwise those positives are never seen."""
+    from gpsviz.registry import option_defaults
+
+    regs = _registries()
+    pos, obj, views = (regs[s].get(getattr(c, s)) for s in ("positives", "objective", "views"))
+    carried = set(getattr(pos, "positives_in", ()))
+    read = set(getattr(obj, "positives_from", ()))
+    if not carried & read:
+        fits = [n for n in regs["objective"].names()
+                if carried & set(getattr(regs["objective"].get(n), "positives_from", ()))]
+        raise ConfigError(f"positives {c.positives!r} with objective {c.objective!r} is refused: the source marks its "
+                          f"positives only in the plan's {' and '.join(sorted(carried))}, but {c.objective!r} finds "
+                          f"positives only through {' and '.join(sorted(read))}, so it would ignore them and train "
+                          f"exactly like positives 'self'; use objective {' or '.join(fits) or '(none registered)'}"
+                          f" with positives {c.positives!r}")
+    pos_opts = {**option_defaults(pos), **dict(c.positives_options or {})}
+    views_opts = {**option_defaults(views), **dict(c.views_options or {})}
+    slots, needed = pos.view_slots(pos_opts)
+    made, covered = views.views_made(views_opts, slots)
+    shown = ", ".join(f"{k}={v!r}" for k, v in sorted(dict(c.views_options or {}).items())) or "its defaults"
+    if made < 2:
+        raise ConfigError(f"views {c.views!r} ({shown}) make {made} view per instance with positives "
+                          f"{c.positives!r}; an objective needs at least 2 (a view and its positive) — with one "
+                          "view the loss is 0 and nothing is learnt")
+    if covered < needed:
+        raise ConfigError(f"views {c.views!r} ({shown}) make views from only the first {covered} of the {slots} "
+                          f"plan slots per anchor of positives {c.positives!r}, so the positives in the other "
+                          f"{needed - covered} slot(s) would never be seen; make global_views or local_views at "
+                          f"least {needed} (or use views 'standard')")
 
 
 @dataclass(frozen=True)
@@ -70,13 +111,20 @@ RECIPES: dict[str, Recipe] = {}
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
-    """Add a recipe to the registry the CLI and notebooks share (every slot's choice must be registered)."""
+    """Add a recipe to the registry the CLI and notebooks share (every slot's choice must be registered, its
+    options valid, and the slots must honour each other: :func:`check_combination`)."""
     regs = _registries()
     for slot in SLOTS:
         choice = getattr(recipe, slot)
         if choice not in regs[slot]:
             raise ConfigError(f"recipe {recipe.name!r}: {slot} {choice!r} is unknown; choose one of "
                               f"{', '.join(regs[slot].names())}")
+    try:
+        for slot in SLOTS:
+            regs[slot].check_options(getattr(recipe, slot), getattr(recipe, f"{slot}_options"))
+        check_combination(recipe)
+    except ConfigError as e:
+        raise ConfigError(f"recipe {recipe.name!r}: {e}") from None
     RECIPES[recipe.name] = recipe
     return recipe
 

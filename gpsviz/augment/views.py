@@ -24,15 +24,23 @@ from gpsviz.augment.pipeline import Augmenter
 from gpsviz.batch import Batch
 from gpsviz.errors import ConfigError
 from gpsviz.positives.base import ViewPlan
-from gpsviz.registry import Registry
+from gpsviz.registry import Opt, Registry, check_values
 
 __all__ = ["ViewMaker", "MultiCrop", "VIEWS", "build_views", "register_views"]
 
 
 class ViewMaker:
-    """Base class of the ``views`` ingredient (see the module docstring)."""
+    """Base class of the ``views`` ingredient (see the module docstring). ``options``: an
+    :class:`~gpsviz.registry.Opt` per constructor option."""
 
     name = "base"
+    options: dict[str, Opt] = {}
+
+    @classmethod
+    def views_made(cls, options: dict[str, Any], slots: int) -> tuple[int, int]:
+        """(views per instance, how many leading slots of the source's plan get at least one view) for a plan of
+        ``slots`` slots per instance and these options (defaults filled in). Default: one view per slot."""
+        return slots, slots
 
     def configure(self, aug: str | AugmentConfig, strength: float, image_size: int) -> None:
         """Bind the run's augmentation preset, strength and the dataset's image side (pixels)."""
@@ -66,22 +74,44 @@ class MultiCrop(ViewMaker):
         local_size: side of the local views in pixels (default half the image side).
         local_scale: crop-area range of the local views (the global views keep the preset's).
         global_scale: crop-area range of the global views; ``None`` = the preset's.
+
+    Fewer than 2 views per instance is refused (one view has no positive: the loss is 0 and nothing is learnt).
     """
 
     name = "multicrop"
+    options = {
+        "global_views": Opt(int, 1, 16, optional=True, note="None = one per slot of the source's plan"),
+        "local_views": Opt(int, 0, 64),
+        "local_size": Opt(int, 4, 1024, optional=True, note="pixels; None = half the image side"),
+        "local_scale": Opt("pair", 0.0, 1.0, lo_open=True, note="crop area as a fraction of the image"),
+        "global_scale": Opt("pair", 0.0, 1.0, lo_open=True, optional=True,
+                            note="crop area as a fraction of the image; None = the preset's")}
+
+    @classmethod
+    def views_made(cls, options: dict[str, Any], slots: int) -> tuple[int, int]:
+        g = slots if options.get("global_views") is None else int(options["global_views"])
+        n_local = int(options.get("local_views", 0))
+        # global view i is made from slot i mod S, local view i from slot i mod S
+        return g + n_local, max(min(g, slots), min(n_local, slots))
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], owner: str) -> None:
+        """At least 2 views per instance when ``global_views`` is set (``None`` makes one per slot, ≥ 2)."""
+        g = options.get("global_views")
+        if g is not None and g + int(options.get("local_views", 0)) < 2:
+            raise ConfigError(f"{owner}: global_views={g} with local_views={options.get('local_views')} makes 1 "
+                              "view per instance; an objective needs at least 2 (a view and its positive) — with "
+                              "one view the loss is 0 and nothing is learnt")
 
     def __init__(self, global_views: int | None = 2, local_views: int = 4, local_size: int | None = None,
                  local_scale: tuple[float, float] = (0.05, 0.4),
                  global_scale: tuple[float, float] | None = None) -> None:
-        if global_views is not None and (not isinstance(global_views, int) or global_views < 1):
-            raise ConfigError(f"views: global_views must be an integer >= 1 (or None), got {global_views!r}")
-        if not isinstance(local_views, int) or local_views < 0:
-            raise ConfigError(f"views: local_views must be an integer >= 0, got {local_views!r}")
-        if local_size is not None and (not isinstance(local_size, int) or local_size < 4):
-            raise ConfigError(f"views: local_size must be an integer >= 4 pixels, got {local_size!r}")
+        o = check_values("view maker 'multicrop'", MultiCrop, dict(
+            global_views=global_views, local_views=local_views, local_size=local_size, local_scale=local_scale,
+            global_scale=global_scale))
         self.global_views, self.local_views, self.local_size = global_views, local_views, local_size
-        self.local_scale = tuple(local_scale)
-        self.global_scale = None if global_scale is None else tuple(global_scale)
+        self.local_scale = o["local_scale"]
+        self.global_scale = o["global_scale"]
         self.global_aug: Augmenter | None = None
         self.local_aug: Augmenter | None = None
         self.image_size = 0
@@ -152,6 +182,15 @@ class StandardViews(MultiCrop):
     """One global view per slot of the source plan (2 per anchor for pair sources): SimCLR, BYOL, GPS, SupCon."""
 
     name = "standard"
+    options: dict[str, Opt] = {}
+
+    @classmethod
+    def views_made(cls, options: dict[str, Any], slots: int) -> tuple[int, int]:
+        return slots, slots
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], owner: str) -> None:
+        return None
 
     def __init__(self) -> None:
         super().__init__(global_views=None, local_views=0)

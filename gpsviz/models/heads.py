@@ -16,7 +16,7 @@ from torch import nn
 from typing import Any
 
 from gpsviz.errors import ConfigError
-from gpsviz.registry import Registry
+from gpsviz.registry import Opt, Registry, check_values
 
 __all__ = ["MLPHead", "Head", "MLPProjector", "ConditionedProjector", "LowRankLinear", "DESCRIPTOR_FAMILIES", "HEADS",
            "build_head",
@@ -70,23 +70,25 @@ class Head(nn.Module):
     """Base of the ``head`` ingredient: ``forward(h, batch, index)`` maps backbone features to the embedding the
     objective reads. ``h``: float V×in_dim, the features of the views ``index`` of ``batch`` (``None`` = all M
     views, in plan order); returns V×out_dim. Set ``needs_descriptor = True`` to have the view maker compute
-    the CASSLE descriptor (``batch.descriptor``)."""
+    the CASSLE descriptor (``batch.descriptor``). ``options``: an :class:`~gpsviz.registry.Opt` per option
+    (the constructor's arguments after ``in_dim`` and ``cfg``)."""
 
     needs_descriptor: bool = False
+    options: dict[str, Opt] = {}
     out_dim: int
 
     def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
-HEADS = Registry("head", base=Head)
+HEADS = Registry("head", base=Head, reserved=("in_dim", "cfg"))
 register_head = HEADS.register
 
 
 def build_head(name: str, in_dim: int, cfg: Any, **options: Any) -> Head:
     """Build the named head for backbone features of width ``in_dim``, sized by ``cfg`` (``proj_hidden``,
     ``proj_dim``); ``options`` are the head's own (unknown ones raise ConfigError)."""
-    HEADS.check_options(name, options, reserved=("in_dim", "cfg"))
+    options = HEADS.check_options(name, options)
     return HEADS.get(name)(in_dim, cfg, **options)
 
 
@@ -96,8 +98,12 @@ class MLPProjector(Head):
 
     Options: ``num_layers`` (Linear layers, default 2), ``last_bn`` (affine-free BatchNorm on the output)."""
 
+    options = {"num_layers": Opt(int, 1, 16, note="Linear layers; 1 = a linear map"), "last_bn": Opt(bool)}
+
     def __init__(self, in_dim: int, cfg: Any, num_layers: int = 2, last_bn: bool = False) -> None:
         super().__init__()
+        o = check_values("head 'mlp'", MLPProjector, dict(num_layers=num_layers, last_bn=last_bn))
+        num_layers, last_bn = o["num_layers"], o["last_bn"]
         self.mlp = MLPHead(in_dim, cfg.proj_hidden, cfg.proj_dim, num_layers=num_layers, last_bn=last_bn)
         self.out_dim = self.mlp.out_dim
 
@@ -123,18 +129,16 @@ class ConditionedProjector(Head):
     h: V×d, batch.descriptor: M×13 → V×proj_dim."""
 
     needs_descriptor = True
+    options = {"families": Opt("names", choices=tuple(DESCRIPTOR_FAMILIES)),
+               "encoder_depth": Opt(int, 1, 16, note="reference 6"),
+               "encoder_width": Opt(int, 1, 65_536, note="reference 64"),
+               "mode": Opt(str, choices=("concat", "add", "multiply"))}
 
     def __init__(self, in_dim: int, cfg: Any, families: tuple[str, ...] = tuple(DESCRIPTOR_FAMILIES),
                  encoder_depth: int = 2, encoder_width: int = 64, mode: str = "concat") -> None:
         super().__init__()
-        bad = sorted(set(families) - set(DESCRIPTOR_FAMILIES))
-        if bad or not families:
-            raise ConfigError(f"conditioned head: families must be a non-empty subset of "
-                              f"{list(DESCRIPTOR_FAMILIES)}, got {list(families)}")
-        if mode not in ("concat", "add", "multiply"):
-            raise ConfigError(f"conditioned head: mode must be concat, add or multiply, got {mode!r}")
-        if not isinstance(encoder_depth, int) or encoder_depth < 1:
-            raise ConfigError(f"conditioned head: encoder_depth must be an integer >= 1, got {encoder_depth!r}")
+        check_values("head 'conditioned'", ConditionedProjector, dict(
+            families=families, encoder_depth=encoder_depth, encoder_width=encoder_width, mode=mode))
         cols = sorted(c for f in families for c in DESCRIPTOR_FAMILIES[f])
         self.register_buffer("columns", torch.tensor(cols, dtype=torch.long), persistent=False)
         code_dim = encoder_width if mode == "concat" else in_dim
@@ -168,10 +172,11 @@ class LowRankLinear(Head):
     """A low-rank linear head: ``in_dim → rank`` (no bias) + BatchNorm, then ``rank → proj_dim`` (DISSL's student:
     linear, so it has the probe's architecture, with a bottleneck). h: V×in_dim → V×proj_dim."""
 
+    options = {"rank": Opt(int, 1, 65_536, note="the bottleneck width")}
+
     def __init__(self, in_dim: int, cfg: Any, rank: int = 512) -> None:
         super().__init__()
-        if not isinstance(rank, int) or rank < 1:
-            raise ConfigError(f"lowrank head: rank must be an integer >= 1, got {rank!r}")
+        check_values("head 'lowrank'", LowRankLinear, {"rank": rank})
         self.net = nn.Sequential(nn.Linear(in_dim, rank, bias=False), nn.BatchNorm1d(rank), nn.Linear(rank, cfg.proj_dim))
         self.out_dim = int(cfg.proj_dim)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from gpsviz.registry import Registry
+from gpsviz.registry import Opt, Registry
 
-__all__ = ["float32_region", "other_views_of", "Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
+__all__ = ["TEMPERATURE", "float32_region", "other_views_of", "Objective", "Weighting", "OBJECTIVES", "WEIGHTINGS", "register_objective", "register_weighting",
            "build_objective", "build_weighting"]
 
 
@@ -49,9 +49,17 @@ class Objective:
     Class attribute ``teacher``: the objective reads an EMA teacher's embeddings of the global views
     (``out["teacher_z"]``, G×p in plan order of the global views); the loop then builds and updates
     ``model.teacher``. :meth:`build` may add heads to the model (e.g. BYOL's predictor); it receives the run's
-    config ``cfg`` (temperature, head sizes, …)."""
+    config ``cfg`` (temperature, head sizes, …).
+
+    Class attribute ``options``: an :class:`~gpsviz.registry.Opt` per constructor option (type and range,
+    checked when a config is made). ``positives_from``: the plan fields through which the objective finds a
+    view's positives — ``"group_ids"`` (every view with the same group id: multi-positive losses) and/or
+    ``"instance_ids"`` (the other views of the same instance: BYOL-style prediction). A configuration whose
+    positive source marks its positives in none of these fields is refused (it would train as plain SSL)."""
 
     teacher: bool = False
+    options: dict[str, Opt] = {}
+    positives_from: tuple[str, ...] = ("group_ids", "instance_ids")
 
     def build(self, model: Any, cfg: Any) -> None:
         """Add the objective's own modules to ``model.heads`` (default: none)."""
@@ -66,7 +74,10 @@ class Objective:
 
 class Weighting:
     """Base of the ``weighting`` ingredient: ``__call__(per_view, batch, out)`` → weights float32 M (sum 1,
-    detached). :meth:`build` receives the run's config."""
+    detached). :meth:`build` receives the run's config. ``options``: an :class:`~gpsviz.registry.Opt` per
+    constructor option."""
+
+    options: dict[str, Opt] = {}
 
     def build(self, cfg: Any) -> None:
         return None
@@ -74,6 +85,10 @@ class Weighting:
     def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+
+#: The spec of an objective's ``temperature`` option: the config's own range (``None`` = the config's value).
+TEMPERATURE = Opt(float, 1e-3, 10.0, optional=True, note="None = the run's temperature; typical 0.1–0.5; tiny "
+                  "values overflow the loss, huge ones make it constant")
 
 OBJECTIVES = Registry("objective", base=Objective)
 WEIGHTINGS = Registry("weighting", base=Weighting)

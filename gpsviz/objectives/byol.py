@@ -48,9 +48,13 @@ class BYOLObjective(Objective):
 
     Per view i: ``loss_i = mean_j byol_loss(q(z_i), z'_j)`` over the teacher's global views j ≠ i with the
     same instance id (with two views per instance: the partner view, BYOL's symmetrised loss). Adds
-    ``heads["predictor"]`` (``proj_dim → pred_hidden → proj_dim``) and asks for a teacher."""
+    ``heads["predictor"]`` (``proj_dim → pred_hidden → proj_dim``) and asks for a teacher. No options.
+
+    Positives: the instance ids only (GPS puts the neighbour in the anchor's instance, SPPS its whole set); a
+    source that marks positives only in the group ids (``labels``) would be ignored, so that pairing is refused."""
 
     teacher = True
+    positives_from = ("instance_ids",)
 
     def build(self, model: Any, cfg: Any) -> None:
         from gpsviz.models.heads import MLPHead

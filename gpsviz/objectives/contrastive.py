@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
-from gpsviz.objectives.base import Objective, float32_region, register_objective
+from gpsviz.objectives.base import TEMPERATURE, Objective, float32_region, register_objective
+from gpsviz.registry import check_values
 
 __all__ = ["multi_positive_ntxent", "nt_xent", "positive_mask", "NTXentObjective"]
 
@@ -106,10 +107,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
 class NTXentObjective(Objective):
     """The multi-positive NT-Xent of the projector outputs, with the batch's group ids as positives and every
     other view — on every process — as a negative. Temperature: ``cfg.temperature`` (or the ``temperature``
-    option)."""
+    option). Positives: the plan's group ids (multi-positive: labels, neighbours and sets all count)."""
+
+    options = {"temperature": TEMPERATURE}
+    positives_from = ("group_ids",)
 
     def __init__(self, temperature: float | None = None) -> None:
-        self.temperature = temperature
+        self.temperature = check_values("objective 'ntxent'", NTXentObjective,
+                                        {"temperature": temperature})["temperature"]
 
     def build(self, model, cfg) -> None:
         if self.temperature is None:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz import distributed as D
-from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
+from gpsviz.objectives.base import TEMPERATURE, Objective, float32_region, other_views_of, register_objective
+from gpsviz.registry import Opt, check_values
 
 __all__ = ["CISSLObjective", "DISSLObjective"]
 
@@ -32,10 +33,17 @@ def _own_rows(m: int, device: torch.device) -> torch.Tensor:
 
 @register_objective("cissl")
 class CISSLObjective(Objective):
-    """CISSL (see the module docstring). Options: ``teacher_hidden`` (1024), ``temperature`` (None = cfg's)."""
+    """CISSL (see the module docstring). Options: ``teacher_hidden`` (1024), ``temperature`` (None = cfg's).
+    Positives: the plan's group ids (besides the view itself)."""
+
+    options = {"teacher_hidden": Opt(int, 1, 65_536, note="the teacher MLP's hidden width"),
+               "temperature": TEMPERATURE}
+    positives_from = ("group_ids",)
 
     def __init__(self, teacher_hidden: int = 1024, temperature: float | None = None) -> None:
-        self.teacher_hidden, self.temperature = int(teacher_hidden), temperature
+        o = check_values("objective 'cissl'", CISSLObjective, dict(teacher_hidden=teacher_hidden,
+                                                                   temperature=temperature))
+        self.teacher_hidden, self.temperature = o["teacher_hidden"], o["temperature"]
 
     def build(self, model: Any, cfg: Any) -> None:
         from gpsviz.models.heads import MLPHead
@@ -63,10 +71,21 @@ class CISSLObjective(Objective):
 @register_objective("dissl")
 class DISSLObjective(Objective):
     """DISSL (see the module docstring). Options: ``lam`` λ (2.3), ``beta`` β (0.8), ``teacher_temperature``
-    (0.5), ``student_temperature`` (1.0), ``teacher_hidden`` (1024), ``bottleneck`` (512)."""
+    (0.5), ``student_temperature`` (1.0), ``teacher_hidden`` (1024), ``bottleneck`` (512). Positives: the
+    other views of the same instance (a source that marks positives only in the group ids is refused)."""
+
+    options = {"lam": Opt(float, 0.0, 100.0, note="weight of the marginal entropy; reference 2.3; < 0 would "
+                                                  "reward collapse"),
+               "beta": Opt(float, 0.0, 10.0, note="weight of the teacher-teacher term; reference 0.8"),
+               "teacher_temperature": Opt(float, 1e-3, 10.0), "student_temperature": Opt(float, 1e-3, 10.0),
+               "teacher_hidden": Opt(int, 1, 65_536), "bottleneck": Opt(int, 1, 65_536)}
+    positives_from = ("instance_ids",)
 
     def __init__(self, lam: float = 2.3, beta: float = 0.8, teacher_temperature: float = 0.5,
                  student_temperature: float = 1.0, teacher_hidden: int = 1024, bottleneck: int = 512) -> None:
+        check_values("objective 'dissl'", DISSLObjective, dict(
+            lam=lam, beta=beta, teacher_temperature=teacher_temperature, student_temperature=student_temperature,
+            teacher_hidden=teacher_hidden, bottleneck=bottleneck))
         self.lam, self.beta = float(lam), float(beta)
         self.t_temp, self.s_temp = float(teacher_temperature), float(student_temperature)
         self.teacher_hidden, self.bottleneck = int(teacher_hidden), int(bottleneck)

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz import distributed as D
-from gpsviz.errors import ConfigError
 from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
+from gpsviz.registry import Opt, check_values
 
 __all__ = ["SwAVObjective", "sinkhorn"]
 
@@ -52,14 +52,25 @@ class SwAVObjective(Objective):
         prototypes: K, the number of prototypes (reference 3000 on ImageNet; a few hundred suit small data).
         temperature: τ of the prediction softmax (0.1).
         epsilon: Sinkhorn entropy ε (0.05). iterations: Sinkhorn iterations (3).
-        freeze_epochs: epochs during which the prototypes get no gradient (1)."""
+        freeze_epochs: epochs during which the prototypes get no gradient (1).
+
+    Positives: the other global views of the same instance (a source that marks positives only in the group
+    ids is refused)."""
+
+    options = {
+        "prototypes": Opt(int, 2, 65_536, note="reference 3000 on ImageNet"),
+        "temperature": Opt(float, 1e-3, 10.0, note="typical 0.1"),
+        # below ≈ 0.003, exp(score/ε) underflows float64 and a prototype's codes become 0/0
+        "epsilon": Opt(float, 0.005, 10.0, note="Sinkhorn entropy; typical 0.03–0.05"),
+        "iterations": Opt(int, 1, 1000, note="Sinkhorn-Knopp iterations; typical 3"),
+        "freeze_epochs": Opt(int, 0, 100_000)}
+    positives_from = ("instance_ids",)
 
     def __init__(self, prototypes: int = 100, temperature: float = 0.1, epsilon: float = 0.05,
                  iterations: int = 3, freeze_epochs: int = 1) -> None:
-        if not isinstance(prototypes, int) or prototypes < 2:
-            raise ConfigError(f"swav: prototypes must be an integer >= 2, got {prototypes!r}")
-        if not (temperature > 0 and epsilon > 0):
-            raise ConfigError(f"swav: temperature and epsilon must be > 0, got {temperature!r}, {epsilon!r}")
+        check_values("objective 'swav'", SwAVObjective, dict(prototypes=prototypes, temperature=temperature,
+                                                             epsilon=epsilon, iterations=iterations,
+                                                             freeze_epochs=freeze_epochs))
         self.k, self.temperature, self.epsilon = prototypes, float(temperature), float(epsilon)
         self.iterations, self.freeze_epochs = int(iterations), int(freeze_epochs)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from gpsviz import distributed as D
 from gpsviz.errors import ConfigError
 from gpsviz.objectives.base import Weighting, float32_region, register_weighting
+from gpsviz.registry import Opt, check_values
 
 __all__ = ["UOTAWeighting", "uota_scores"]
 
@@ -67,14 +68,15 @@ class UOTAWeighting(Weighting):
         restart_lr: 0 (default) keeps the run's one learning-rate schedule; a factor f > 0 restarts the cosine
             schedule at f × the base rate when weighting starts (the reference: 2.0), decaying to 0 at the end."""
 
+    options = {
+        "tau": Opt(float, 1e-3, 1e6, note="temperature of the softmax over −distances; reference 350"),
+        "start": Opt(float, 0.0, 1.0, note="a fraction of training; 1 = weights recorded, never applied"),
+        "eps": Opt(float, 1e-12, 1.0, note="added to the covariance's diagonal; 0 makes it singular"),
+        "restart_lr": Opt(float, 0.0, 100.0, note="a factor of the base learning rate; 0 = no restart, the "
+                                                  "reference uses 2.0")}
+
     def __init__(self, tau: float = 350.0, start: float = 0.5, eps: float = 1e-8, restart_lr: float = 0.0) -> None:
-        if not tau > 0:
-            raise ConfigError(f"uota: tau must be > 0, got {tau!r}")
-        if not 0.0 <= start <= 1.0:
-            raise ConfigError(f"uota: start is a fraction of training in [0, 1], got {start!r}")
-        if isinstance(restart_lr, bool) or not isinstance(restart_lr, (int, float)) or not 0 <= restart_lr <= 100:
-            raise ConfigError(f"uota: restart_lr is a factor of the base learning rate in [0, 100] (0 = no restart, "
-                              f"the reference uses 2.0), got {restart_lr!r}")
+        check_values("weighting 'uota'", UOTAWeighting, dict(tau=tau, start=start, eps=eps, restart_lr=restart_lr))
         self.tau, self.start, self.eps = float(tau), float(start), float(eps)
         self.restart_lr = float(restart_lr)
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from gpsviz.errors import ConfigError
-from gpsviz.registry import Registry
+from gpsviz.registry import Opt, Registry
 
 __all__ = [
     "Positives",
@@ -36,6 +36,8 @@ __all__ = [
     "register_positives",
     "build_positives",
     "available_positives",
+    "PRIOR_OPTS",
+    "check_prior_kwargs",
 ]
 
 
@@ -211,10 +213,24 @@ class PositiveSource:
     build a neighbour table). ``refresh_every`` (epochs, 0 = never) asks the training loop to call
     :meth:`prepare` again every that many epochs, with ``ctx`` holding e.g. ``embed_fn`` (the current model as a
     function from a dataset to an N×D embedding) and ``epoch``.
+
+    Class attributes checked when a config is made: ``options``, an :class:`~gpsviz.registry.Opt` per
+    constructor option; ``positives_in``, the plan fields that carry the source's positives — ``"group_ids"``
+    (views with one group id are positives) and/or ``"instance_ids"`` (views of one instance are positives); an
+    objective that reads none of them (see ``Objective.positives_from``) is refused, since it would ignore the
+    source. :meth:`view_slots` says how many slots its plan has per instance and how many must get a view.
     """
 
     name: str = "base"
     refresh_every: int = 0
+    options: dict[str, Opt] = {}
+    positives_in: tuple[str, ...] = ("group_ids", "instance_ids")
+
+    @classmethod
+    def view_slots(cls, options: dict[str, Any]) -> tuple[int, int]:
+        """(slots per instance in the plan, leading slots that must each get a view for the source's positives
+        to be used) for these options (defaults filled in). Pair sources: 2 slots, the partner's included."""
+        return 2, 2
 
     def __init__(self) -> None:  # explicit, so build_positives can list a subclass's options
         pass
@@ -257,6 +273,10 @@ class SelfPositives(PositiveSource):
 
     name = "self"
 
+    @classmethod
+    def view_slots(cls, options: dict[str, Any]) -> tuple[int, int]:
+        return 2, 1                 # the partner is the anchor itself: any one slot holds every positive
+
     def sample(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> Positives:
         """anchors int64 B → partners = anchors (B), group ids 2B (``[0..B−1, 0..B−1]`` when anchors are distinct)."""
         anchors = _as_anchors(anchors)
@@ -272,9 +292,18 @@ class LabelPositives(PositiveSource):
 
     Args:
         labels: optional int64 N class labels (otherwise taken in :meth:`prepare`). Unknown labels (−1) are an error.
+
+    The positives are in the group ids only (the instance is the image itself): objectives that find positives
+    through instance ids (BYOL, SwAV, DISSL) would ignore the labels and are refused with it.
     """
 
     name = "labels"
+    options = {"labels": Opt("array", optional=True, note="int64 N class labels; None = the dataset's")}
+    positives_in = ("group_ids",)
+
+    @classmethod
+    def view_slots(cls, options: dict[str, Any]) -> tuple[int, int]:
+        return 2, 1
 
     def __init__(self, labels: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -320,6 +349,44 @@ class LabelPositives(PositiveSource):
         if self.labels is not None:
             d["num_classes"] = int(self.labels.max()) + 1
         return d
+
+
+# --------------------------------------------------------------------------------------------- prior options
+
+def _prior_names() -> list[str]:
+    from gpsviz.priors import available_priors
+
+    return available_priors() + ["model"]
+
+
+#: Specs shared by the sources that mine positives in a prior space (neighbours, semantic sets).
+PRIOR_OPTS: dict[str, Opt] = {
+    "prior": Opt(str, choices=_prior_names, note="'model' = the network being trained"),
+    "prior_options": Opt(dict, optional=True, note="the prior's own options, e.g. {'dim': 32} for pca"),
+    "root": Opt("path", optional=True, note="data folder of the prior cache"),
+    "embedding": Opt("array", optional=True, note="a precomputed N×D prior"),
+    "progress": Opt(bool),
+}
+
+
+def check_prior_kwargs(owner: str, options: dict[str, Any], own: Any) -> dict[str, Any]:
+    """The prior options of a prior-space source, checked and in normal form: ``options["prior_options"]``
+    merged with the options that are not the source's own (``own``: its option names), against the specs of
+    ``options["prior"]`` (:func:`gpsviz.priors.check_prior_options`)."""
+    from gpsviz.priors import PRIORS, check_prior_options
+
+    prior = options.get("prior")
+    merged = {**dict(options.get("prior_options") or {}), **{k: v for k, v in options.items() if k not in own}}
+    if prior == "model":
+        if merged:
+            raise ConfigError(f"{owner}: prior 'model' (the network being trained) takes no prior options, got "
+                              f"{sorted(merged, key=str)}")
+        return merged
+    bad = sorted(set(merged) - set(PRIORS[prior].defaults), key=str)
+    if bad:
+        raise ConfigError(f"{owner} has no option(s) {bad}; its options are {sorted(own)} and those of prior "
+                          f"{prior!r}: {sorted(PRIORS[prior].defaults)}")
+    return check_prior_options(prior, merged)
 
 
 # --------------------------------------------------------------------------------------------- registry

@@ -20,8 +20,9 @@ from typing import Any, Callable
 import torch
 
 from gpsviz.errors import ConfigError, DataError
-from gpsviz.utils import parse_bool
-from gpsviz.positives.base import Positives, PositiveSource, pair_group_ids, register_positives
+from gpsviz.positives.base import (PRIOR_OPTS, Positives, PositiveSource, check_prior_kwargs, pair_group_ids,
+                                   register_positives)
+from gpsviz.registry import Opt, check_values
 
 CHOICES = ("uniform", "farthest")
 
@@ -59,41 +60,38 @@ class NeighbourPositives(PositiveSource):
     """
 
     name = "neighbours"
+    options = {
+        **PRIOR_OPTS,
+        "k": Opt(int, 1, 1000, note="candidates per anchor"),
+        "include_anchor": Opt(bool),
+        "radius": Opt(float, 0.0, None, optional=True, also=("adaptive",), note="a squared prior distance"),
+        "choice": Opt(str, choices=CHOICES),
+        "refresh_every": Opt(int, 0, 100_000, note="epochs; 0 = never"),
+        "metric": Opt(str, choices=("l2", "cosine")),
+        "index": Opt(str, choices=("flat", "ivf", "hnsw")),
+        "adaptive_k": Opt(int, 2, 1000),
+    }
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], owner: str) -> None:
+        """The prior options (``prior_options`` and further keywords) against the prior's specs."""
+        check_prior_kwargs(owner, options, cls.options)
 
     def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 10,
                  include_anchor: bool = False, radius: float | str | None = None, choice: str = "uniform",
                  refresh_every: int = 0, metric: str = "l2", index: str = "flat", adaptive_k: int = 20,
                  root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
                  **prior_kwargs: Any) -> None:
-        from gpsviz.priors import PRIORS, available_priors
-
-        if prior != "model" and prior not in available_priors():
-            raise ConfigError(f"neighbours: unknown prior {prior!r}; choose one of "
-                              f"{', '.join(available_priors() + ['model'])}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"neighbours: k must be an integer >= 1, got {k!r}")
-        if choice not in CHOICES:
-            raise ConfigError(f"neighbours: choice must be one of {', '.join(CHOICES)}, got {choice!r}")
-        if radius is not None and radius != "adaptive" and not (isinstance(radius, (int, float)) and radius >= 0):
-            raise ConfigError(f"neighbours: radius must be None, a squared distance >= 0 or 'adaptive', got {radius!r}")
-        if not isinstance(refresh_every, int) or refresh_every < 0:
-            raise ConfigError(f"neighbours: refresh_every must be an integer >= 0 (epochs), got {refresh_every!r}")
-        if not isinstance(adaptive_k, int) or adaptive_k < 2:
-            raise ConfigError(f"neighbours: adaptive_k must be an integer >= 2, got {adaptive_k!r}")
-        if prior_options is not None and not isinstance(prior_options, dict):
-            raise ConfigError(f"neighbours: prior_options must be a dict, got {type(prior_options).__name__}")
-        bad = sorted(set(prior_kwargs) - set(PRIORS[prior].defaults if prior in PRIORS else ()))
-        if bad:
-            raise ConfigError(f"neighbours: unknown option(s) {bad}; the options are prior, prior_options, k, "
-                              "include_anchor, radius, choice, refresh_every, metric, index, adaptive_k, root, "
-                              f"embedding, progress, and the options of prior {prior!r}: "
-                              f"{sorted(PRIORS[prior].defaults) if prior in PRIORS else []}")
-        self.prior, self.prior_options = prior, {**dict(prior_options or {}), **prior_kwargs}
-        include_anchor = parse_bool(include_anchor, "neighbours: include_anchor")
-        progress = parse_bool(progress, "neighbours: progress")
-        self.k, self.include_anchor, self.radius, self.choice = k, include_anchor, radius, choice
+        super().__init__()
+        given = dict(prior=prior, prior_options=prior_options, k=k, include_anchor=include_anchor, radius=radius,
+                     choice=choice, refresh_every=refresh_every, metric=metric, index=index,
+                     adaptive_k=adaptive_k, root=root, embedding=embedding, progress=progress)
+        o = check_values("positive source 'neighbours'", NeighbourPositives, {**given, **prior_kwargs})
+        self.prior = prior
+        self.prior_options = check_prior_kwargs("positive source 'neighbours'", o, self.options)
+        self.k, self.include_anchor, self.radius, self.choice = k, o["include_anchor"], o["radius"], choice
         self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
-        self.root, self.embedding, self.progress = root, embedding, progress
+        self.root, self.embedding, self.progress = root, embedding, o["progress"]
         self.table: torch.Tensor | None = None        # int64 N×K candidate rows (sorted by distance)
         self.distances: torch.Tensor | None = None    # float32 N×K prior distances
         self.valid: torch.Tensor | None = None        # bool N×K: inside the ball (a prefix of each row)

@@ -29,7 +29,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gpsviz.errors import ConfigError, DataError
-from gpsviz.positives.base import PositiveSource, ViewPlan, _as_anchors, merge_groups, register_positives
+from gpsviz.positives.base import (PRIOR_OPTS, PositiveSource, ViewPlan, _as_anchors, check_prior_kwargs,
+                                   merge_groups, register_positives)
+from gpsviz.registry import Opt, check_values
 
 __all__ = ["SemanticSetPositives", "SetReport", "threshold_for_purity", "semantic_sets", "set_report",
            "purity_size_curve"]
@@ -68,34 +70,40 @@ class SemanticSetPositives(PositiveSource):
     """
 
     name = "semantic"
+    options = {
+        **PRIOR_OPTS,
+        "k": Opt(int, 1, 1000, note="largest set size"),
+        "threshold": Opt(float, -1.0, 1.0, note="a cosine similarity"),
+        "target_purity": Opt(float, 0.0, 1.0, lo_open=True, optional=True),
+        "members": Opt(int, 1, 32, note="extra views per anchor: a batch holds (2 + members)·B views"),
+        "threshold_quantile": Opt(float, 0.0, 1.0, lo_open=True, hi_open=True, optional=True, note="e.g. 0.75"),
+    }
+
+    @classmethod
+    def view_slots(cls, options: dict[str, Any]) -> tuple[int, int]:
+        """2 + members slots (the anchor twice, then the set members), every one needed."""
+        n = 2 + int(options.get("members", 1))
+        return n, n
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], owner: str) -> None:
+        """The prior options (``prior_options`` and further keywords) against the prior's specs."""
+        check_prior_kwargs(owner, options, cls.options)
 
     def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 4,
                  threshold: float = 0.95, target_purity: float | None = None, members: int = 1,
                  root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
                  threshold_quantile: float | None = None, **prior_kwargs: Any) -> None:
         super().__init__()
-        from gpsviz.priors import available_priors
-
-        if prior != "model" and prior not in available_priors():
-            raise ConfigError(f"semantic: unknown prior {prior!r}; choose one of "
-                              f"{', '.join(available_priors() + ['model'])}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"semantic: k must be an integer >= 1, got {k!r}")
-        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
-            raise ConfigError(f"semantic: members must be an integer >= 1, got {members!r}")
-        if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
-            raise ConfigError(f"semantic: threshold is a cosine similarity in [-1, 1], got {threshold!r}")
-        if target_purity is not None and not (isinstance(target_purity, (int, float)) and 0 < target_purity <= 1):
-            raise ConfigError(f"semantic: target_purity must lie in (0, 1], got {target_purity!r}")
-        if threshold_quantile is not None and not (isinstance(threshold_quantile, (int, float))
-                                                   and not isinstance(threshold_quantile, bool)
-                                                   and 0 < threshold_quantile < 1):
-            raise ConfigError(f"semantic: threshold_quantile must lie in (0, 1) (e.g. 0.75), got {threshold_quantile!r}")
+        given = dict(prior=prior, prior_options=prior_options, k=k, threshold=threshold, target_purity=target_purity,
+                     members=members, root=root, embedding=embedding, progress=progress,
+                     threshold_quantile=threshold_quantile)
+        o = check_values("positive source 'semantic'", SemanticSetPositives, {**given, **prior_kwargs})
         self.threshold_quantile = threshold_quantile
         self.prior, self.k, self.members = prior, k, members
-        self.prior_options = {**(prior_options or {}), **prior_kwargs}
+        self.prior_options = check_prior_kwargs("positive source 'semantic'", o, self.options)
         self.threshold, self.target_purity = float(threshold), target_purity
-        self.root, self.embedding, self.progress = root, embedding, progress
+        self.root, self.embedding, self.progress = root, embedding, o["progress"]
         self.table: torch.Tensor | None = None        # N×K neighbour rows
         self.sims: torch.Tensor | None = None         # N×K cosine similarities
         self.valid: torch.Tensor | None = None        # N×K member of the set

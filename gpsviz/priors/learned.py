@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gpsviz.errors import ConfigError, DataError
+from gpsviz.errors import DataError
 from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, embed_images, normalize, to_float
-from gpsviz.priors.registry import register_prior
+from gpsviz.priors.registry import BATCH, DEVICE, LR, SEED, register_prior
+from gpsviz.registry import Opt
 from gpsviz.utils import atomic_torch_save, data_root, make_generator, resolve_device
 
 log = logging.getLogger("gpsviz.priors")
@@ -52,16 +53,22 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return x if x.shape[-2:] == (size, size) else torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
 
+def _power_of_two(size: int) -> str | None:
+    return None if size & (size - 1) == 0 else "a power of two in [8, 256]"
+
+
 @register_prior("autoencoder", epochs=5, latent=64, width=16, size=16, lr=2e-3, train_batch=128, seed=0,
-                batch_size=512, device="cpu")
+                batch_size=512, device="cpu", options={
+                    "epochs": Opt(int, 1, 1000), "latent": Opt(int, 1, 4096, note="code width"),
+                    "width": Opt(int, 1, 256, note="channels of the first conv"),
+                    "size": Opt(int, 8, 256, rule=_power_of_two, note="images are resized to size×size"),
+                    "lr": LR, "train_batch": BATCH, "seed": SEED, "batch_size": BATCH, "device": DEVICE})
 def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Latent code of a small conv autoencoder trained (MSE, ``epochs``) on the dataset itself (images resized
     to ``size``×``size``, 16 by default: seconds per epoch on a CPU). Prior knowledge: what is needed to *redraw* an image is what matters — in practice mostly the
     large areas of colour and background, so it is a modest, unsupervised prior."""
     dev = resolve_device(opts["device"])
     images, size = dataset.images, int(opts["size"])
-    if size < 8 or size & (size - 1):
-        raise ConfigError(f"prior 'autoencoder': size must be a power of two >= 8, got {size}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(opts["seed"]))
         model = ConvAutoencoder(images.shape[1], int(opts["latent"]), int(opts["width"]), size).to(dev)
@@ -86,7 +93,10 @@ def _autoencoder(dataset: Any, opts: dict, root=None, progress=True) -> torch.Te
                           for i in range(0, n, int(opts["batch_size"]))])
 
 
-@register_prior("shifted", n_train=10000, epochs=4, lr=2e-3, train_batch=128, seed=1, batch_size=512, device=None)
+@register_prior("shifted", n_train=10000, epochs=4, lr=2e-3, train_batch=128, seed=1, batch_size=512, device=None,
+                options={"n_train": Opt(int, 100, 200_000, note="colour-shifted images the classifier learns from"),
+                         "epochs": Opt(int, 1, 1000), "lr": LR, "train_batch": BATCH, "seed": SEED,
+                         "batch_size": BATCH, "device": DEVICE})
 def _shifted(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Features of a supervised small-cnn classifier trained on a *colour-shifted* shapes world (other palette
     and backgrounds, same classes). Prior knowledge: labelled data from a related but different distribution —

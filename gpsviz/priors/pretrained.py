@@ -10,7 +10,8 @@ from torch import nn
 
 from gpsviz.errors import CheckpointError, ConfigError, DataError, DownloadError
 from gpsviz.features import IMAGENET_MEAN, IMAGENET_STD, embed_images
-from gpsviz.priors.registry import file_fingerprint, register_prior
+from gpsviz.priors.registry import BATCH, DEVICE, file_fingerprint, register_prior
+from gpsviz.registry import Opt
 
 
 def _checkpoint_path(run: Any) -> Path:
@@ -35,7 +36,9 @@ def _checkpoint_fingerprint(opts: dict[str, Any]) -> dict[str, Any]:
     return {"_file": file_fingerprint(_checkpoint_path(opts.get("run")))}
 
 
-@register_prior("checkpoint", fingerprint=_checkpoint_fingerprint, run=None, batch_size=256, device=None)
+@register_prior("checkpoint", fingerprint=_checkpoint_fingerprint, run=None, batch_size=256, device=None, options={
+    "run": Opt("path", optional=True, note="a run folder or checkpoint.pt; required"), "batch_size": BATCH,
+    "device": DEVICE})
 def _checkpoint(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Backbone features of a model trained by gpsviz (option ``run``: run folder or checkpoint file). Prior
     knowledge: whatever that model learnt — e.g. a first SSL run used as the prior of a second (cf. NNCLR)."""
@@ -101,4 +104,5 @@ def _imagenet(arch: str) -> Callable:
 
 
 for _arch in IMAGENET_WEIGHTS:
-    register_prior(f"imagenet-{_arch}", download=True, batch_size=256, device=None)(_imagenet(_arch))
+    register_prior(f"imagenet-{_arch}", download=True, batch_size=256, device=None, options={
+        "download": Opt(bool), "batch_size": BATCH, "device": DEVICE})(_imagenet(_arch))

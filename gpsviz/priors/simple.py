@@ -9,7 +9,8 @@ import torch
 from gpsviz.errors import ConfigError, DataError
 from gpsviz.features import to_float
 from gpsviz.handcrafted import hog_features, invariant_hog_features
-from gpsviz.priors.registry import register_prior
+from gpsviz.priors.registry import CHANNELS, SEED, register_prior
+from gpsviz.registry import Opt
 from gpsviz.utils import make_generator
 
 
@@ -20,7 +21,9 @@ def _pixels(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     return to_float(dataset.images).flatten(1)
 
 
-@register_prior("pca", dim=64, whiten=False, fit_n=20000, seed=0)
+@register_prior("pca", dim=64, whiten=False, fit_n=20000, seed=0, options={
+    "dim": Opt(int, 1, 4096, note="components"), "whiten": Opt(bool),
+    "fit_n": Opt(int, 2, 10_000_000, note="images the PCA is fitted on"), "seed": SEED})
 def _pca(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """PCA of the pixels (fit on the dataset itself — unsupervised — on up to ``fit_n`` images; ``dim``
     components, randomised SVD). Prior knowledge: the directions of largest pixel variance carry the semantics;
@@ -43,7 +46,9 @@ def _pca(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     return z
 
 
-@register_prior("hog", cell=8, bins=9, block=2, channels="max")
+@register_prior("hog", cell=8, bins=9, block=2, channels="max", options={
+    "cell": Opt(int, 4, 256, many=True, note="cell side in pixels; several sizes are concatenated"),
+    "bins": Opt(int, 2, 360), "block": Opt(int, 1, 8, note="cells per block side"), "channels": CHANNELS})
 def _hog(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Classic HOG on a grid of cells (:func:`gpsviz.handcrafted.hog_features`). Prior knowledge: *edges, not
     colours, carry the class* — gradient orientations, contrast-normalised, at fixed places in the image. Strong on
@@ -54,14 +59,19 @@ def _hog(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
 
 
 @register_prior("hog-invariant", blur=1.0, power=3.0, bins=36, radial_bins=8, angle_bins=8, spectrum_weight=0.5,
-                channels="max")
+                channels="max", options={
+                    "blur": Opt(float, 0.0, 10.0, note="Gaussian σ in pixels"),
+                    "power": Opt(float, 0.0, 10.0, lo_open=True, note="edge weight |∇|**power"),
+                    "bins": Opt(int, 4, 360), "radial_bins": Opt(int, 1, 64), "angle_bins": Opt(int, 1, 64),
+                    "spectrum_weight": Opt(float, 0.0, 100.0), "channels": CHANNELS})
 def _hog_invariant(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """Globally pooled orientation statistics (:func:`gpsviz.handcrafted.invariant_hog_features`). Prior knowledge:
     *only the outline's shape matters* — not the colours, nor where the object is, how large, or how rotated."""
     return invariant_hog_features(dataset.images, **opts)
 
 
-@register_prior("oracle", scale=1.0)
+@register_prior("oracle", scale=1.0, options={
+    "scale": Opt(float, 0.0, 1e6, lo_open=True, note="0 would make every image a neighbour of every other")})
 def _oracle(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """One-hot class labels (× ``scale``). Prior knowledge: the labels themselves — the upper bound where every
     neighbour has the anchor's class (not available in real SSL; the ceiling to read other priors against)."""
