@@ -206,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except GpsvizError as e:
-        report_user_error(f"error: {e}")
+        report_user_error(f"error: {e}", sys.stderr)
         return 2
     except KeyboardInterrupt:
-        report_user_error("interrupted; the last finished epoch's checkpoint is kept (resume with --resume)")
+        report_user_error("interrupted; the last finished epoch's checkpoint is kept (resume with --resume)",
+                          sys.stderr)
         return 130

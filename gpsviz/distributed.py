@@ -15,6 +15,8 @@ On one process every function here is an identity, so the loop calls them uncond
 from __future__ import annotations
 
 import os
+import sys
+from typing import TextIO
 
 import torch
 import torch.distributed as dist
@@ -23,7 +25,7 @@ from gpsviz.errors import ConfigError
 
 __all__ = ["is_distributed", "rank", "world_size", "is_main", "setup", "gather_views", "gather_rows",
            "all_reduce_sum", "all_reduce_max", "local_rows",
-           "mean_over_processes", "share", "barrier", "broadcast_object"]
+           "mean_over_processes", "share", "barrier", "broadcast_object", "launch_rank", "report_user_error"]
 
 
 def is_distributed() -> bool:
@@ -42,6 +44,27 @@ def world_size() -> int:
 def is_main() -> bool:
     """The process that writes files and shows progress (rank 0; the only process without torchrun)."""
     return rank() == 0
+
+
+def launch_rank() -> int:
+    """This process's rank as the launcher set it (``RANK``, else ``LOCAL_RANK``; 0 without torchrun), known
+    before any process group exists — a config error stops every process before training starts."""
+    for var in ("RANK", "LOCAL_RANK"):
+        v = os.environ.get(var, "").strip()
+        if v.isdigit():
+            return int(v)
+    return 0
+
+
+def report_user_error(message: str, file: TextIO | None = None) -> None:
+    """Print a user error's one line (``error: …``) once: on rank 0 only under torchrun, where every process meets
+    the same bad option or file; the other ranks stop with the same exit status, silently.
+
+    torchrun itself then reports that its workers failed: a launcher that sees a non-zero exit status always
+    raises ``ChildFailedError`` and prints its traceback and failure table (the child cannot prevent it without
+    pretending success); the table's root cause reads ``exitcode : 2``."""
+    if launch_rank() == 0:
+        print(message, file=file if file is not None else sys.stderr, flush=True)
 
 
 def setup(device: str) -> str:

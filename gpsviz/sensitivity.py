@@ -33,12 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz.augment import DESCRIPTOR_NAMES, AugmentConfig, Augmenter, AugParams
-from gpsviz.errors import ConfigError
+from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.models.heads import DESCRIPTOR_FAMILIES  # descriptor columns of each family
 
-__all__ = ["FAMILIES", "LEVELS", "family_config", "LoadedRun", "load_run", "view_similarity", "sensitivity",
-           "strength_sweep", "augmented_features", "RidgeProbe", "fit_ridge", "r2_score", "ridge_r2", "param_prediction", "task_probes",
-           "DESCRIPTOR_FAMILIES"]
+__all__ = ["FAMILIES", "LEVELS", "family_config", "LoadedRun", "load_run", "run_image_size", "view_similarity",
+           "sensitivity", "strength_sweep", "augmented_features", "RidgeProbe", "fit_ridge", "r2_score", "ridge_r2",
+           "param_prediction", "task_probes", "DESCRIPTOR_FAMILIES"]
 
 #: Augmentation families that :func:`family_config` applies alone.
 FAMILIES = ("crop", "flip", "colour", "grayscale", "blur")
@@ -97,7 +97,8 @@ class LoadedRun:
         name: a display name. backbone: B×C×H×W → B×d. projector: the recipe's head (V×d → V×p; a conditioned
         head reads ``batch.descriptor``). augmenter: the run's training augmentation (its jitter strengths are
         the descriptor's ranges, so a view's descriptor means what it meant in training). config: the run's
-        TrainConfig. run_dir: the folder (None for a model built in memory).
+        TrainConfig. run_dir: the folder (None for a model built in memory). image_size: the width in pixels of
+        the images it was trained on, in_channels: their channels (None when unknown, e.g. built in memory).
     """
 
     name: str
@@ -106,6 +107,8 @@ class LoadedRun:
     augmenter: Augmenter
     config: Any = None
     run_dir: Path | None = None
+    image_size: int | None = None
+    in_channels: int | None = None
 
     @property
     def conditioned(self) -> bool:
@@ -139,8 +142,26 @@ class LoadedRun:
         return torch.cat(hs), torch.cat(zs)
 
 
-def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> LoadedRun:
-    """Load a run folder's whole model (backbone and projector, from ``checkpoint["model"]``) in eval mode."""
+def run_image_size(ck: dict[str, Any], cfg: Any) -> int | None:
+    """The width in pixels of a run's training images: the checkpoint's ``image_size`` when it records one, else
+    what the run's dataset and options say (:func:`gpsviz.data.loaders.dataset_image_size`); None if unknown."""
+    from gpsviz.data.loaders import dataset_image_size
+
+    size = ck.get("image_size") if isinstance(ck, dict) else None
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    try:
+        return dataset_image_size(cfg.data, cfg.data_options)
+    except GpsvizError:
+        return None
+
+
+def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.device = "cpu",
+             image_size: int | None = None) -> LoadedRun:
+    """Load a run folder's whole model (backbone and projector, from ``checkpoint["model"]``) in eval mode.
+
+    ``image_size``: the width in pixels of the run's training images (its views and descriptors are configured
+    for it); default: the run's own (:func:`run_image_size`: 64 for a ``size=64`` shapes run), 32 if unknown."""
     from gpsviz.checkpoint import load_checkpoint, load_state, resolve_checkpoint_path
     from gpsviz.config import TrainConfig
     from gpsviz.recipes import build_ingredients
@@ -148,11 +169,15 @@ def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.d
     path = resolve_checkpoint_path(run_dir)
     ck = load_checkpoint(path)
     cfg = TrainConfig.from_dict(ck["config"])
-    parts = build_ingredients(cfg, ck["in_channels"], 32)
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or image_size < 1):
+        raise ConfigError(f"load_run: image_size must be a positive number of pixels, got {image_size!r}")
+    size = image_size or run_image_size(ck, cfg) or 32
+    parts = build_ingredients(cfg, ck["in_channels"], size)
     load_state(parts.model, ck["model"], path, "model")
     model = parts.model.to(device).eval()
     return LoadedRun(name or cfg.recipe, model.backbone, model.projector, Augmenter(cfg.aug, cfg.strength),
-                     cfg, path.parent)
+                     cfg, path.parent, size, int(ck["in_channels"]))
 
 
 # ---------------------------------------------------------------------------------------------- sensitivity

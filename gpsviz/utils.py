@@ -1,6 +1,7 @@
 """Small shared helpers: device choice, seeding, atomic file writes."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from gpsviz.errors import GpsvizError
 
 
 def default_device() -> torch.device:
@@ -93,20 +96,69 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     return g
 
 
+class WriteError(GpsvizError, OSError):
+    """A file could not be written (disk full, read-only file system, name too long, no permission).
+
+    Also an ``OSError`` (``errno`` is the cause's), so callers that tolerate a failed cache write keep doing so.
+    The message names the file, the cause and what to do; an atomic write leaves the previous file untouched."""
+
+    def __init__(self, message: str, errno_: int | None = None, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.errno, self.filename = errno_, filename
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some disk space or write elsewhere (another --out folder, or GPSVIZ_DATA for caches)",
+    errno.EDQUOT: "free some of your disk quota or write elsewhere (another --out folder, or GPSVIZ_DATA)",
+    errno.EROFS: "the file system is read-only: choose a writable folder (--out, or GPSVIZ_DATA for caches)",
+    errno.EACCES: "you may not write there: choose a folder you own (--out, or GPSVIZ_DATA for caches)",
+    errno.EPERM: "you may not write there: choose a folder you own (--out, or GPSVIZ_DATA for caches)",
+    errno.ENAMETOOLONG: "choose a shorter --out folder name (file names are limited to 255 bytes)",
+    errno.ENOTDIR: "a file stands where a folder is needed: choose another --out folder",
+    errno.EEXIST: "a file stands where a folder is needed: choose another --out folder",
+}
+
+
+def write_error(path: str | os.PathLike, e: OSError, existed: bool | None = None) -> WriteError:
+    """The :class:`WriteError` for an ``OSError`` met while writing ``path``: file, cause, what to do."""
+    cause = os.strerror(e.errno).lower() if e.errno else (e.strerror or str(e) or type(e).__name__)
+    advice = _WRITE_ADVICE.get(e.errno, "check the folder and the free space, or write elsewhere (another --out)")
+    kept = "" if existed is None else "; the previous file is untouched" if existed else "; nothing was written"
+    return WriteError(f"cannot write {path}: {cause}; {advice}{kept}", e.errno, str(path))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder + rename (never a half-written file)."""
+    """Write ``data`` to ``path`` via a temp file in the same folder + rename (never a half-written file).
+
+    Any ``OSError`` (disk full, read-only file system, name too long, permission) becomes a :class:`WriteError`
+    naming the file, the cause and what to do; the temp file is removed and the previous ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        existed = path.exists()
+    except OSError:
+        existed = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the temp name stays short enough for the file system even when path's own name is near the limit
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e, existed) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e, existed) from e
         raise
 
 

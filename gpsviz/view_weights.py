@@ -27,7 +27,7 @@ import torch
 
 from gpsviz.augment.params import PARAM_NAMES
 from gpsviz.callbacks import Callback
-from gpsviz.errors import GpsvizError
+from gpsviz.errors import CheckpointError, GpsvizError
 from gpsviz.utils import atomic_write_bytes
 
 __all__ = ["ViewWeightRecorder", "ViewWeightLog", "load_view_weights", "ground_truth", "FILE_NAME", "FIELDS"]
@@ -174,26 +174,63 @@ def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+#: The kind each field must have: "int" (stored as int64), "bool", or "float" (float32; NaN allowed).
+_KINDS = {"epoch": "int", "step": "int", "row": "int", "instance": "int", "slot": "int", "is_global": "bool",
+          "weight": "float", "uota_weight": "float", "uota_distance": "float", "per_view": "float",
+          "applied": "bool", "params": "float"}
+
+
 def load_view_weights(path: str | Path) -> ViewWeightLog:
-    """The log of a run folder (``<run>/view_weights.pt``) or of a file. Raises GpsvizError when missing or
-    malformed."""
+    """The log of a run folder (``<run>/view_weights.pt``) or of a file.
+
+    Raises :class:`~gpsviz.errors.CheckpointError` naming the file when it is missing, truncated, not a
+    view-weight log, or hand-edited into wrong types or shapes (every field a tensor of V rows, ``params`` V×P
+    with P the recorded ``param_names``, which must be this version's :data:`PARAM_NAMES`)."""
     p = Path(path)
     if p.is_dir():
         p = p / FILE_NAME
     if not p.exists():
-        raise GpsvizError(f"{p} does not exist: train with callbacks=[ViewWeightRecorder(path=...)] (or use "
-                          "gpsviz.experiments.uota.train_uota_run) to record the view weights")
+        raise CheckpointError(f"{p} does not exist: train with callbacks=[ViewWeightRecorder(path=...)] (or use "
+                              "gpsviz.experiments.uota.train_uota_run) to record the view weights")
+    redo = "delete it and train again (or train into a new folder)"
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # a torn or foreign file
-        raise GpsvizError(f"{p} is not a view-weight log ({type(e).__name__}: {e}); delete it and train again") from e
+    except Exception as e:  # a torn or foreign file, or one holding objects weights_only refuses
+        raise CheckpointError(f"{p} is not a view-weight log ({type(e).__name__}: {str(e)[:200]}); {redo}") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{p} is not a view-weight log (it holds a {type(raw).__name__}, not a dict of "
+                              f"fields); {redo}")
     missing = [f for f in FIELDS if f not in raw]
     if missing:
-        raise GpsvizError(f"{p} lacks the fields {missing}; delete it and train again")
-    n = raw["epoch"].shape[0]
-    if any(raw[f].shape[0] != n for f in FIELDS):
-        raise GpsvizError(f"{p}: its fields have different lengths; delete it and train again")
-    return ViewWeightLog({f: raw[f] for f in FIELDS}, tuple(raw.get("param_names", PARAM_NAMES)))
+        raise CheckpointError(f"{p} is not a complete view-weight log: it lacks the fields {missing}; {redo}")
+    names = raw.get("param_names", list(PARAM_NAMES))
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{p}: param_names must be a list of column names, got {type(names).__name__}; {redo}")
+    if tuple(names) != tuple(PARAM_NAMES):
+        raise CheckpointError(f"{p} records the parameter columns {list(names)}, not this gpsviz version's "
+                              f"{list(PARAM_NAMES)}; {redo}")
+    bad = [f"{f} ({type(raw[f]).__name__})" for f in FIELDS if not isinstance(raw[f], torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{p}: the fields {', '.join(bad)} are not tensors; {redo}")
+    n = int(raw["epoch"].shape[0]) if raw["epoch"].ndim >= 1 else -1
+    data: dict[str, torch.Tensor] = {}
+    for f in FIELDS:
+        t, want = raw[f], ((n, len(PARAM_NAMES)) if f == "params" else (n,))
+        if tuple(t.shape) != want:
+            raise CheckpointError(f"{p}: field {f!r} has shape {tuple(t.shape)}, expected {want} (one row per "
+                                  f"recorded view); {redo}")
+        kind = _KINDS[f]
+        ok = (t.dtype == torch.bool) if kind == "bool" else \
+            (not t.dtype.is_floating_point and not t.dtype.is_complex and t.dtype != torch.bool) if kind == "int" \
+            else t.dtype.is_floating_point
+        if not ok:
+            raise CheckpointError(f"{p}: field {f!r} has dtype {str(t.dtype).replace('torch.', '')}, expected "
+                                  f"{ {'int': 'an integer type', 'bool': 'bool', 'float': 'a float type'}[kind]}; "
+                                  f"{redo}")
+        data[f] = t.long() if kind == "int" else t.float() if kind == "float" else t
+    if n and (int(data["epoch"].min()) < 1 or int(data["row"].min()) < 0 or int(data["slot"].min()) < 0):
+        raise CheckpointError(f"{p}: epochs must be ≥ 1 and rows and slots ≥ 0; {redo}")
+    return ViewWeightLog(data, tuple(PARAM_NAMES))
 
 
 def ground_truth(log: ViewWeightLog, dataset: Any, threshold: float = 0.10) -> dict[str, torch.Tensor]:

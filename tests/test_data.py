@@ -358,9 +358,11 @@ def test_from_folder(tmp_path):
     assert from_folder(tmp_path / "pics", size=8).images.shape == (3, 3, 8, 8)
     _png(tmp_path / "grey" / "x" / "1.png", 128, mode="L")
     _png(tmp_path / "grey" / "y" / "1.png", 7, mode="L")
-    g = load_dataset("folder", "test", path=tmp_path / "grey")
+    with pytest.warns(UserWarning, match="test_is_train"):   # class folders only: the test split is named so
+        g = load_dataset("folder", "test", path=tmp_path / "grey", test_is_train=True)
     assert g.images.shape == (2, 1, 8, 10) and g.images[1, 0, 0, 0] == 7 and g.split == "test"
     _png(tmp_path / "split" / "test" / "k" / "1.png", (1, 2, 3))
+    _png(tmp_path / "split" / "train" / "j" / "1.png", (1, 2, 3))
     assert load_dataset("folder", "test", path=tmp_path / "split").classes == ["k"]
 
 
@@ -399,8 +401,9 @@ def test_from_arrays_valid_forms():
     nolab = from_arrays(u)
     assert nolab.labels.tolist() == [0] * 5 and nolab.classes == ["unlabelled"]
     assert from_arrays(u, labels=np.array([0, 3, 1, 1, 0])).classes == ["0", "1", "2", "3"]
-    arr = load_dataset("arrays", "test", images=u, labels=np.zeros(5, np.int64))
-    assert arr.split == "test" and len(arr) == 5
+    arr = load_dataset("arrays", "test", images=u, labels=np.zeros(5, np.int64), test_images=u[:2],
+                       test_labels=np.zeros(2, np.int64))
+    assert arr.split == "test" and len(arr) == 2
 
 
 @pytest.mark.parametrize("images,labels,classes,pattern", [

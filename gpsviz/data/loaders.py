@@ -8,10 +8,17 @@ name (aliases)     splits                           options
 ``cifar10``        train, test                      n
 ``cifar100``       train, test                      n (labels: 100 fine classes; factor ``superclass``)
 ``stl10``          train, test, unlabeled           n, size (resize 96 → size, antialiased)
-``folder``         any (uses ``path/<split>`` if    path (required), size
-                   that folder exists)
-``arrays``         any                              images (required), labels, classes, name
+``folder``         train, test (``path/train`` and  path (required), size, holdout, holdout_seed,
+                   ``path/test``; any other split   test_is_train
+                   from ``path/<split>``)
+``arrays``         train, test (``test_images``)    images (required), labels, classes, name, test_images,
+                                                    test_labels, holdout, holdout_seed, test_is_train
 =================  ===============================  ==========================================================
+
+The user's own data never gets the training images as its test split by accident: a folder needs
+``path/test`` (or ``val``), arrays need ``test_images``, or the user names the choice — ``holdout=0.2`` (a seeded,
+stratified 20% of every class becomes the test split) or ``test_is_train=true`` (labelled ``[test=train]``).
+See :mod:`gpsviz.data.splits`.
 
 Shapes-world variants (option ``variant``, see :data:`gpsviz.data.shapes.WORLD_VARIANTS`):
 
@@ -32,11 +39,12 @@ import torch
 
 from gpsviz.data import formats
 from gpsviz.data.core import ImageDataset
-from gpsviz.data.local import from_arrays, from_folder
 from gpsviz.data.shapes import DEFAULT_VARIANT, make_shapes, world_variant
+from gpsviz.data.splits import check_arrays_splits, check_folder_splits, load_arrays_split, load_folder_split
 from gpsviz.errors import DataError
 from gpsviz.utils import atomic_torch_save, data_root, parse_bool
 
+USER_SPLIT_OPTIONS = ("holdout", "holdout_seed", "test_is_train")
 SHAPES_CACHE_VERSION = 2
 SHAPES_DEFAULT_N = {"train": 10000, "test": 2000}
 
@@ -47,8 +55,9 @@ _DATASETS: dict[str, dict[str, Any]] = {
     "cifar10": dict(splits=("train", "test"), options=("n",)),
     "cifar100": dict(splits=("train", "test"), options=("n",)),
     "stl10": dict(splits=("train", "test", "unlabeled"), options=("n", "size")),
-    "folder": dict(splits=None, options=("path", "size")),
-    "arrays": dict(splits=None, options=("images", "labels", "classes", "name")),
+    "folder": dict(splits=None, options=("path", "size") + USER_SPLIT_OPTIONS),
+    "arrays": dict(splits=None, options=("images", "labels", "classes", "name", "test_images", "test_labels")
+                   + USER_SPLIT_OPTIONS),
 }
 _ALIASES = {
     "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
@@ -226,6 +235,8 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
         raise DataError(f"dataset {key!r} has no option {', '.join(map(repr, unknown))}; "
                         f"its options are: {', '.join(spec['options']) or 'none'}")
     split = str(split).strip().lower() if spec["splits"] is not None else str(split)
+    if spec["splits"] is None and split.strip().lower() in ("train", "test", *_SPLIT_ALIASES):
+        split = _SPLIT_ALIASES.get(split.strip().lower(), split.strip().lower())   # user data: val → test
     if spec["splits"] is not None:
         split = _SPLIT_ALIASES.get(split, split)
         if split not in spec["splits"]:
@@ -248,23 +259,55 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     return formats.load_stl10(split, folder, download=download, n=n, size=size)
 
 
+def dataset_image_size(name: str, options: dict[str, Any] | None = None) -> int | None:
+    """The width in pixels (:attr:`ImageDataset.image_size`) of a dataset's images, from its name and options
+    without loading it: shapes ``size`` (32), Fashion-MNIST 28, CIFAR 32, STL-10 ``size`` (96), a folder's
+    ``size`` or its first image's header, arrays' shape. None when it cannot be told (e.g. a missing folder)."""
+    from gpsviz.data.local import _as_tensor, _images_to_nchw, _parse_size, folder_image_size
+
+    key = canonical_name(name)
+    options = dict(options or {})
+    size = options.get("size")
+    try:
+        if key == "shapes":
+            return int(size) if size is not None else 32
+        if key == "fashion-mnist":
+            return 28
+        if key in ("cifar10", "cifar100"):
+            return 32
+        if key == "stl10":
+            return int(size) if size is not None else 96
+        if key == "folder":
+            if size is not None:
+                return _parse_size(size)[1]
+            if options.get("path") is None:
+                return None
+            path = Path(options["path"]).expanduser()
+            hw = folder_image_size(path / "train" if (path / "train").is_dir() else path)
+            return None if hw is None else hw[1]
+        if options.get("images") is None:
+            return None
+        return int(_images_to_nchw(_as_tensor(options["images"], "images"), "arrays").shape[-1])
+    except (DataError, TypeError, ValueError):
+        return None
+
+
 def _load_user(key: str, split: str, options: dict[str, Any]) -> ImageDataset:
-    """``folder`` and ``arrays`` datasets (the user's own data)."""
+    """``folder`` and ``arrays`` datasets (the user's own data; splits as :mod:`gpsviz.data.splits` says)."""
     if key == "folder":
-        if options.get("path") is None:
-            raise DataError("dataset 'folder' needs the option path=..., a folder with one sub-folder per class")
-        path = Path(options["path"]).expanduser()
-        sub = path / split
-        if sub.is_dir():
-            return from_folder(sub, size=options.get("size"), split=split, name=path.name)
-        return from_folder(path, size=options.get("size"), split=split)
-    if options.get("images") is None:
-        raise DataError("dataset 'arrays' needs the option images=... (N×H×W or N×H×W×C array)")
-    return from_arrays(options["images"], labels=options.get("labels"), classes=options.get("classes"),
-                       name=options.get("name") or "arrays", split=split)
+        return load_folder_split(split, options)
+    return load_arrays_split(split, options)
 
 
 def load_splits(name: str, options: dict[str, Any] | None = None) -> tuple[ImageDataset, ImageDataset]:
-    """(train, test) splits of a dataset with the same options; the test split feeds held-out evaluation."""
+    """(train, test) splits of a dataset with the same options; the test split feeds held-out evaluation.
+
+    For ``folder`` and ``arrays`` a missing held-out split is refused before any image is read (DataError
+    naming ``path/test``, ``test_images``, ``holdout=`` and ``test_is_train=``)."""
     options = dict(options or {})
+    key = canonical_name(name)
+    if key == "folder" and not set(options) - set(_DATASETS[key]["options"]):
+        check_folder_splits(options)
+    elif key == "arrays" and not set(options) - set(_DATASETS[key]["options"]):
+        check_arrays_splits(options)
     return load_dataset(name, "train", **options), load_dataset(name, "test", **options)

@@ -16,6 +16,8 @@ _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")   # more than 8 bits per pixel (one channel)
 MIN_IMAGE_SIZE = 8      # the smallest side every backbone accepts (SmallCNN: stride 2 and two 2×2 max-pools)
 MAX_CLASSES = 100_000   # labels are class indices; a label of 10**7 means unmapped ids, not ten million classes
+TEST_DIR_NAMES = ("test", "val", "valid", "validation")   # a held-out split's folder beside train/
+SPLIT_DIR_NAMES = ("train",) + TEST_DIR_NAMES
 
 
 def _to_8bit(pic: Any) -> Any:
@@ -161,6 +163,24 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(out)
 
 
+def folder_image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of the image :func:`from_folder` would read first (its size is every image's size when no
+    ``size=`` is given), read from the file header only; None when the folder holds no readable image."""
+    from PIL import Image
+
+    root = Path(path).expanduser()
+    try:
+        class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        files = next((fs for fs in ([_image_files(d) for d in class_dirs] if class_dirs else [_image_files(root)])
+                      if fs), [])
+        if not files:
+            return None
+        with Image.open(files[0]) as im:
+            return int(im.size[1]), int(im.size[0])
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None, split: str = "train",
                 name: str | None = None) -> ImageDataset:
     """Read an image folder with one sub-folder per class (``path/<class>/<image>``).
@@ -181,6 +201,11 @@ def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None
                         f"e.g. {root}/cat/1.png)")
     name = name or root.name or "folder"
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    splits = [d.name for d in class_dirs if d.name.lower() in SPLIT_DIR_NAMES]
+    if splits and len(splits) == len(class_dirs):
+        raise DataError(f"image folder {root} holds split folders ({', '.join(splits)}), not class folders: read "
+                        f"one split with from_folder({str(root / splits[0])!r}), or both with "
+                        f"load_splits('folder', {{'path': {str(root)!r}}})")
     if class_dirs:
         classes = [d.name for d in class_dirs]
         entries = [(f, k) for k, d in enumerate(class_dirs) for f in _image_files(d)]
@@ -198,6 +223,11 @@ def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None
                 im.load()
                 pic = _to_8bit(im)
                 pic = pic.copy() if pic is im else pic
+        except Image.DecompressionBombError as e:
+            limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
+            raise DataError(f"image {f} is too large to decode safely ({e}); the limit is {limit:,} pixels "
+                            f"(Pillow's decompression-bomb guard, 2 × PIL.Image.MAX_IMAGE_PIXELS): shrink the "
+                            f"image or remove it from the folder") from e
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             raise DataError(f"cannot read image {f}: {e} (remove or replace this file)") from e
         grey = grey and pic.mode in _GREY_MODES

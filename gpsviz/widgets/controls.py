@@ -95,3 +95,88 @@ class StatusMixin:
             self._hold = False
         self._redraw(raise_errors=True)
         return self.state
+
+
+# ---------------------------------------------------------------------------------------------- runs vs data
+def run_data(run_dir) -> dict[str, Any]:
+    """What a run folder was trained on, read from its ``config.json`` (cheap; no checkpoint load):
+    ``{"data", "data_options", "image_size", "in_channels"}`` with None for what the folder does not say."""
+    import json
+    from pathlib import Path
+
+    from gpsviz.data.loaders import dataset_image_size
+
+    info: dict[str, Any] = {"data": None, "data_options": {}, "image_size": None, "in_channels": None}
+    p = Path(run_dir)
+    p = p.parent if p.is_file() else p
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError):
+        return info
+    if isinstance(cfg, dict) and isinstance(cfg.get("data"), str):
+        info["data"] = cfg["data"]
+        info["data_options"] = cfg.get("data_options") if isinstance(cfg.get("data_options"), dict) else {}
+        try:
+            info["image_size"] = dataset_image_size(info["data"], info["data_options"])
+        except Exception:  # noqa: BLE001 - an unknown dataset name: the size is simply unknown
+            pass
+    return info
+
+
+def _family(name: Any) -> str | None:
+    """The built-in dataset a name belongs to (``shapes-clutter1-64px`` → ``shapes``); None for the user's own
+    data (folders, arrays) or names gpsviz does not know."""
+    from gpsviz.data.loaders import canonical_name
+    from gpsviz.errors import DataError
+
+    n = str(name or "").strip().lower()
+    if n.startswith("shapes"):
+        return "shapes"
+    try:
+        key = canonical_name(n)
+    except DataError:
+        return None
+    return None if key in ("folder", "arrays") else key
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _describe(name: Any, channels: int | None, size: int | None) -> str:
+    parts = [f"{channels}-channel" if channels else "", f"{size} px" if size else ""]
+    extra = ", ".join(p for p in parts if p)
+    return f"{name}" + (f" ({extra})" if extra else "")
+
+
+def check_run_dataset(run: str, dataset: Any, data: str | None = None, data_options: dict | None = None,
+                      in_channels: int | None = None, image_size: int | None = None,
+                      what: str = "the explorer's dataset") -> None:
+    """Refuse to show a run on another dataset than it was trained on: a :class:`~gpsviz.errors.DataError` naming
+    the run and the two datasets when the channels, the image size (pixels, width) or the built-in dataset differ
+    (each compared only where both sides are known). ``data``/``data_options``: the run's config;
+    ``dataset``: an ImageDataset (``images`` uint8 N×C×H×W, ``name``). Every explorer that loads runs calls this."""
+    from gpsviz.errors import DataError
+
+    images = getattr(dataset, "images", None)
+    if images is None or getattr(images, "ndim", 0) != 4:
+        return
+    ds_channels, ds_size = int(images.shape[1]), int(images.shape[-1])
+    ds_name = getattr(dataset, "name", "the dataset")
+    label = data or "its dataset"
+    opts = {k: v for k, v in (data_options or {}).items() if isinstance(v, (int, float, str, bool))}
+    if opts and data:
+        label = f"{data}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
+    clash = []
+    if in_channels and in_channels != ds_channels:
+        clash.append("channels")
+    if image_size and image_size != ds_size:
+        clash.append("image size")
+    fam_run, fam_ds = _family(data), _family(ds_name)
+    if fam_run and fam_ds and fam_run != fam_ds:
+        clash.append("dataset")
+    if clash:
+        raise DataError(f"run {run!r} was trained on {_describe(label, in_channels, image_size)}, but {what} is "
+                        f"{_describe(ds_name, ds_channels, ds_size)} (different {_and(clash)}): give the "
+                        f"run's own dataset (gpsviz.runs.load_data(TrainConfig.from_dict(config))) or a run "
+                        f"trained on {ds_name}")

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
-from gpsviz.widgets.controls import (StatusMixin, figure_png, index_controls, new_figure, other_index,
-                                     tag)
+from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
+                                     other_index, run_data, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 from gpsviz.errors import ConfigError
@@ -91,6 +91,11 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         if stray:
             raise ConfigError(f"NeighbourExplorer: prior_options for {stray}, which are not among the priors "
                               f"{self.priors}; give options per prior, e.g. prior_options={{'pca': {{'dim': 32}}}}")
+        run = self.prior_options.get("checkpoint", {}).get("run")
+        if run is not None:                                     # a run of another dataset: one clear error
+            info = run_data(run)
+            check_run_dataset(str(run), dataset, info["data"], info["data_options"], info["in_channels"],
+                              info["image_size"])
         self.ncols, self.dpi = int(ncols), float(dpi)
         self._tables: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._mean_purity: dict[tuple[str, int], float] = {}

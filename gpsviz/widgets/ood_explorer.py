@@ -27,8 +27,8 @@ import torch
 import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
-from gpsviz.widgets.controls import (StatusMixin, figure_png, index_controls, new_figure, other_index,
-                                     tag)
+from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
+                                     other_index, run_data, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "ood-state"
@@ -49,6 +49,7 @@ class OODExplorer(StatusMixin, widgets.VBox):
 
     Raises:
         ConfigError (a ValueError): no runs, a log without views, a dataset without masks, image/epoch unknown.
+        DataError (a ValueError): a run folder whose config names another dataset or image size.
     """
 
     def __init__(self, dataset, runs, *, image: int | None = None, epoch: int | None = None, aug: str | None = None,
@@ -68,6 +69,10 @@ class OODExplorer(StatusMixin, widgets.VBox):
         self.coverage: dict[str, torch.Tensor] = {}
         self.augs: dict[str, str] = {}
         for name, r in runs.items():
+            if not isinstance(r, ViewWeightLog):                # a run of another dataset: one clear error
+                info = run_data(r)
+                check_run_dataset(str(name), dataset, info["data"], info["data_options"], info["in_channels"],
+                                  info["image_size"])
             log = r if isinstance(r, ViewWeightLog) else load_view_weights(r)
             if len(log) == 0:
                 raise ConfigError(f"OODExplorer: run {name!r} recorded no views")

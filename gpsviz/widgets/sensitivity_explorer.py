@@ -27,7 +27,7 @@ import torch
 import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
-from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import StatusMixin, check_run_dataset, figure_png, index_controls, new_figure, tag
 
 MARKER = "sensitivity-state"
 #: Descriptor columns shown per family (at most four, so the panel stays readable).
@@ -50,6 +50,7 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
 
     Raises:
         ConfigError (a ValueError): no runs, unknown family or run name, index or strength out of range.
+        DataError (a ValueError): a run trained on another dataset (channels, image size or dataset differ).
     """
 
     def __init__(self, dataset, runs: Mapping[str, Any], probe_data=None, *, families: Sequence[str] | None = None,
@@ -73,6 +74,11 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
             raise ConfigError(f"SensitivityExplorer: n_views must be an integer in [1, 16], got {n_views!r}")
         self.n_views, self.seed, self.dpi = int(n_views), int(seed), float(dpi)
         self.probe_data = probe_data if probe_data is not None else dataset
+        for run_name, run in self.runs.items():               # a run of another dataset: one clear error
+            cfg = run.config
+            for data, what in ((dataset, "the explorer's dataset"), (self.probe_data, "probe_data")):
+                check_run_dataset(run_name, data, getattr(cfg, "data", None), getattr(cfg, "data_options", None),
+                                  run.in_channels, run.image_size, what)
         self.probe_images = int(probe_images)
         self._probes: dict[str, Any] = {}
         self._hold = False

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import ipywidgets as widgets
 
-from gpsviz.errors import ConfigError
-from gpsviz.widgets.controls import (StatusMixin, figure_png, index_controls, new_figure, other_index,
-                                     tag)
+from gpsviz.errors import ConfigError, GpsvizError
+from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
+                                     other_index, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "set-state"
@@ -107,7 +107,8 @@ class SetExplorer(StatusMixin, widgets.VBox):
     @classmethod
     def from_run(cls, run_dir: str | Path, dataset=None, **kwargs) -> "SetExplorer":
         """The sets an SPPS run trained with (the positive source's table saved in its checkpoint).
-        ``dataset``: the run's training set (default: loaded from the run's config)."""
+        ``dataset``: the run's training set (default: loaded from the run's config); a dataset of other channels,
+        image size or another dataset than the run's raises DataError."""
         from gpsviz.checkpoint import load_checkpoint, resolve_checkpoint_path
         from gpsviz.config import TrainConfig
         from gpsviz.positives import SemanticSetPositives
@@ -122,6 +123,16 @@ class SetExplorer(StatusMixin, widgets.VBox):
             from gpsviz.runs import load_data
 
             dataset = load_data(TrainConfig.from_dict(ck["config"]))[0]
+        else:                                                   # a run of another dataset: one clear error
+            from gpsviz.data.loaders import dataset_image_size
+
+            cfg = ck["config"]
+            data, options = cfg.get("data"), cfg.get("data_options") or {}
+            try:
+                size = dataset_image_size(data, options)
+            except GpsvizError:
+                size = None
+            check_run_dataset(str(run_dir), dataset, data, options, ck["in_channels"], size)
         src = SemanticSetPositives(k=int(state["table"].shape[1]), progress=False)
         src.load_state_dict(state)
         src.prior = str(ck["config"].get("positives_options", {}).get("prior", src.prior))
