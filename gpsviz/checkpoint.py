@@ -2,14 +2,14 @@
 
 A checkpoint is a dict with ``format`` = :data:`FORMAT`, ``model`` (state dict of the whole SSLModel),
 ``backbone`` (state dict of the backbone alone, for priors and evaluation), ``optimizer``, ``generator``
-(the training RNG state), ``epoch``, ``history``, ``config`` and ``in_channels``; since round 3 also
-``data_digest`` (:func:`dataset_digest` of the training data, so a resume on other data is refused) and
-``provenance`` (:mod:`gpsviz.provenance`). A checkpoint whose weights or buffers hold NaN/inf is refused on load:
-such a model gives arbitrary features, neighbours and chance accuracies.
+(the training RNG state), ``epoch``, ``history``, ``config`` and ``in_channels``; newer ones also hold
+``data_digest`` (:func:`dataset_digest` of the training data: a resume on other data is refused),
+``provenance`` (:mod:`gpsviz.provenance`) and ``image_size`` (the training images' side in pixels).
+A checkpoint whose weights or buffers hold NaN/inf is refused on load: such a model gives arbitrary features,
+neighbours and chance accuracies.
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from gpsviz.errors import CheckpointError, GpsvizError
-from gpsviz.utils import atomic_torch_save
+from gpsviz.utils import atomic_torch_save, file_digest, tensor_digest
 
 FORMAT = "gpsviz-checkpoint-v1"
 
@@ -26,7 +26,7 @@ FORMAT = "gpsviz-checkpoint-v1"
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator, epoch: int, history: list[dict], config: dict,
                     in_channels: int, positives: dict | None = None, data_digest: str | None = None,
-                    provenance: dict | None = None) -> None:
+                    provenance: dict | None = None, image_size: int | None = None) -> None:
     """Write a checkpoint atomically: a kill during the write leaves the previous checkpoint intact."""
     atomic_torch_save({
         "format": FORMAT,
@@ -41,21 +41,8 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "positives": positives,
         "data_digest": data_digest,
         "provenance": provenance,
+        "image_size": image_size,
     }, path)
-
-
-def tensor_digest(*tensors: torch.Tensor, chunk: int = 1 << 24) -> str:
-    """SHA-1 over every byte of ``tensors`` (and their shapes and dtypes), read in chunks of ``chunk`` bytes:
-    two tensors that differ in one element get different digests, however large they are."""
-    h = hashlib.sha1()
-    for t in tensors:
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{tuple(t.shape)}{t.dtype};".encode())
-        flat = t.view(-1).view(torch.uint8) if t.numel() else t.view(-1)
-        buf = flat.numpy()
-        for i in range(0, buf.size, chunk):
-            h.update(buf[i:i + chunk].tobytes())
-    return h.hexdigest()
 
 
 def dataset_digest(ds: Any) -> str:
@@ -66,11 +53,7 @@ def dataset_digest(ds: Any) -> str:
 def checkpoint_digest(path: str | Path) -> str:
     """A short digest of a checkpoint file's bytes: results measured on it carry it, so results of an earlier
     model in the same folder are recognised as stale."""
-    h = hashlib.sha256()
-    with open(resolve_checkpoint_path(path), "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_digest(resolve_checkpoint_path(path))
 
 
 def nonfinite_entries(state: dict[str, Any]) -> list[str]:

@@ -242,7 +242,7 @@ class _Loop:
                         epoch=row["epoch"], history=self.history, config=cfg.to_dict(),
                         in_channels=self.train_ds.channels,
                         positives=self.positives.state_dict() if hasattr(self.positives, "state_dict") else None,
-                        data_digest=self.data_digest, provenance=record)
+                        data_digest=self.data_digest, provenance=record, image_size=self.train_ds.image_size)
         _write_history(self.out_dir, self.history)
         atomic_write_json(self.out_dir / "provenance.json", record)
         for cb in self.callbacks:

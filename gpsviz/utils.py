@@ -176,6 +176,40 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def hash_tensor(h: Any, t: torch.Tensor, chunk_bytes: int = 16 * 2**20) -> None:
+    """Feed the shape, dtype and every byte of ``t`` to the hashlib object ``h``, a chunk of rows at a time (no
+    full copy of a large or GPU tensor)."""
+    import numpy as np
+
+    t = t.detach()
+    h.update(f"{tuple(t.shape)}{t.dtype};".encode())
+    if t.ndim == 0 or t.shape[0] == 0:
+        h.update(np.ascontiguousarray(t.cpu().numpy()).tobytes())
+        return
+    rows = max(1, chunk_bytes // max(1, t[0].numel() * t.element_size()))
+    for s in range(0, t.shape[0], rows):
+        h.update(np.ascontiguousarray(t[s:s + rows].cpu().numpy()).data)
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-1 (hex) over every byte of ``tensors``: tensors that differ in one element get different digests, however
+    large they are (about 1 GB/s: 0.1–0.2 s for 50,000 32×32 RGB images)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for t in tensors:
+        hash_tensor(h, torch.as_tensor(t))
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The first 16 hex digits of the SHA-1 of a file's bytes."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+
+
 def project_root() -> Path | None:
     """The gpsviz checkout containing the current folder (it holds pyproject.toml and gpsviz/), if any."""
     here = Path.cwd().resolve()

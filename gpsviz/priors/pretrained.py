@@ -10,7 +10,8 @@ from torch import nn
 
 from gpsviz.errors import CheckpointError, ConfigError, DataError, DownloadError
 from gpsviz.features import IMAGENET_MEAN, IMAGENET_STD, embed_images
-from gpsviz.priors.registry import BATCH, DEVICE, file_fingerprint, register_prior
+from gpsviz.priors.registry import BATCH, DEVICE, register_prior
+from gpsviz.utils import file_digest
 from gpsviz.registry import Opt
 
 
@@ -33,7 +34,7 @@ def load_backbone_checkpoint(run: str | Path) -> nn.Module:
 
 def _checkpoint_fingerprint(opts: dict[str, Any]) -> dict[str, Any]:
     """Cache-key part of the checkpoint prior: the checkpoint file's content hash."""
-    return {"_file": file_fingerprint(_checkpoint_path(opts.get("run")))}
+    return {"_file": file_digest(_checkpoint_path(opts.get("run")))}
 
 
 @register_prior("checkpoint", fingerprint=_checkpoint_fingerprint, run=None, batch_size=256, device=None, options={
