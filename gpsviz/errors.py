@@ -19,3 +19,17 @@ class DownloadError(GpsvizError, RuntimeError):
 
 class CheckpointError(GpsvizError, RuntimeError):
     """A checkpoint file is missing, truncated or not written by gpsviz."""
+
+
+class WriteError(GpsvizError, OSError):
+    """A file could not be written (disk full, read-only file system, name too long, no permission).
+
+    Also an ``OSError`` (``errno`` is the cause's), so callers that tolerate a failed cache write keep doing so.
+    The message names the file, the cause and what to do; an atomic write leaves the previous file untouched."""
+
+    def __init__(self, message: str, errno_: int | None = None, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.errno, self.filename = errno_, filename
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from gpsviz.errors import GpsvizError
+from gpsviz.errors import GpsvizError, WriteError  # noqa: F401  (WriteError re-exported)
 
 
 def default_device() -> torch.device:
@@ -94,20 +94,6 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
-
-
-class WriteError(GpsvizError, OSError):
-    """A file could not be written (disk full, read-only file system, name too long, no permission).
-
-    Also an ``OSError`` (``errno`` is the cause's), so callers that tolerate a failed cache write keep doing so.
-    The message names the file, the cause and what to do; an atomic write leaves the previous file untouched."""
-
-    def __init__(self, message: str, errno_: int | None = None, filename: str | None = None) -> None:
-        super().__init__(message)
-        self.errno, self.filename = errno_, filename
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 _WRITE_ADVICE = {
