@@ -325,14 +325,25 @@ def provenance_note(rows: list[dict[str, Any]]) -> str:
     return "\n\nProduced by: " + "; ".join(f"{k}: {n} run(s)" for k, n in seen.items())
 
 
+def _legacy_reproduction(folder: Path, experiment: str) -> bool:
+    """Whether ``folder`` (without ``settings.json``) is a reproduction of ``experiment`` made before settings
+    were recorded: its ``results.json`` names the experiment, or it holds nothing but the ``runs`` folder."""
+    try:
+        res = json.loads((folder / "results.json").read_text())
+        return isinstance(res, dict) and res.get("experiment") == experiment
+    except (OSError, ValueError):
+        return {e.name for e in folder.iterdir()} <= {"runs"}
+
+
 def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None, datasets: Sequence[str] | None,
                   out: str | Path | None) -> Path:
     """The folder of one reproduction's settings, and the check that it is not another's (``settings.json``).
 
     Without ``out``: ``<data>/reproduce/<experiment>-<scale>``, plus ``-seeds<N>``, ``-epochs<E>``,
     ``-<datasets>`` for each setting that differs from the scale's defaults. A folder whose ``settings.json``
-    records other settings is refused (ConfigError naming the folder to use). A folder made before settings were
-    recorded is adopted: its cells are still checked one by one (:func:`read_finished`)."""
+    records other settings is refused (ConfigError naming the folder to use), and so is a non-empty folder that is
+    not a reproduction of the experiment. A reproduction made before settings were recorded is adopted: its cells
+    are still checked one by one (:func:`read_finished`)."""
     default_seeds = SCALES.get(scale, {}).get("seeds")
     settings = {"experiment": experiment, "scale": scale, "seeds": n_seeds, "epochs": epochs,
                 "datasets": list(datasets) if datasets else None}
@@ -357,6 +368,9 @@ def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None,
     if old is not None and old != settings:
         raise ConfigError(f"{folder} holds the reproduction made with other settings ({old or 'unreadable'}); it is "
                           f"kept. Pass another --out for {settings} (or delete that folder to redo it there).")
+    if old is None and folder.is_dir() and any(folder.iterdir()) and not _legacy_reproduction(folder, experiment):
+        raise ConfigError(f"{folder} is not empty and is not a folder of `reproduce {experiment}`; refusing to write "
+                          f"its table there. Pass a new or empty --out folder.")
     if old is None:
         atomic_write_json(marker, settings)
     return folder

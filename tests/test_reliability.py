@@ -270,3 +270,14 @@ def test_a_resumed_run_has_two_sessions(tiny_pair, tmp_path):
     assert [s["epochs"] for s in rec["sessions"]] == [[0, 1], [1, 2]]
     assert [s["resumed"] for s in rec["sessions"]] == [False, True]
     assert rec["wall_s"] == pytest.approx(sum(s["wall_s"] for s in rec["sessions"]), abs=0.05)
+
+
+def test_reproduce_refuses_a_users_folder_that_is_not_a_reproduction(tmp_path):
+    from gpsviz.reproduce import reproduce
+
+    mine = tmp_path / "paper"
+    mine.mkdir()
+    (mine / "table.md").write_text("my own table\n")
+    with pytest.raises(ConfigError, match="not a folder of `reproduce baselines`"):
+        reproduce("baselines", scale="smoke", seeds=1, out=mine, progress=False)
+    assert (mine / "table.md").read_text() == "my own table\n" and not (mine / "settings.json").exists()
