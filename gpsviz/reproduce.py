@@ -191,16 +191,23 @@ def same_config(saved: Any, cfg: Any) -> bool:
     return saved == json.loads(json.dumps(d))
 
 
+def _read_json(path: Path, unreadable: Any) -> Any:
+    """The JSON in ``path``; None when the file is missing, ``unreadable`` when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return unreadable
+
+
 def read_finished(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
     """The results of a finished cell in ``run_dir`` when they were made with ``cfg``; None when there are none
     (or ``results.json`` is unreadable: the cell is evaluated again). A finished cell of *another* config raises
     ConfigError: it is somebody's result, and retraining in place would destroy it."""
     path = run_dir / "results.json"
-    try:
-        res = json.loads(path.read_text())
-    except FileNotFoundError:
-        res = None
-    except (OSError, ValueError):
+    res = _read_json(path, unreadable="bad")
+    if res == "bad":
         print(f"({path} is unreadable; evaluating the run again)")
         return None
     if res is None or not isinstance(res, dict) or "config" not in res:
@@ -359,12 +366,7 @@ def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None,
     else:
         folder = Path(out).expanduser()
     marker = folder / "settings.json"
-    try:
-        old = json.loads(marker.read_text())
-    except FileNotFoundError:
-        old = None
-    except (OSError, ValueError):
-        old = {}
+    old = _read_json(marker, unreadable={})
     if old is not None and old != settings:
         raise ConfigError(f"{folder} holds the reproduction made with other settings ({old or 'unreadable'}); it is "
                           f"kept. Pass another --out for {settings} (or delete that folder to redo it there).")
