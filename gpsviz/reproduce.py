@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gpsviz.errors import ConfigError, GpsvizError
-from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root
+from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root, read_json, read_json_cache
 
 
 @dataclass
@@ -191,22 +191,12 @@ def same_config(saved: Any, cfg: Any) -> bool:
     return saved == json.loads(json.dumps(d))
 
 
-def _read_json(path: Path, unreadable: Any) -> Any:
-    """The JSON in ``path``; None when the file is missing, ``unreadable`` when it cannot be read or parsed."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return unreadable
-
-
 def read_finished(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
     """The results of a finished cell in ``run_dir`` when they were made with ``cfg``; None when there are none
     (or ``results.json`` is unreadable: the cell is evaluated again). A finished cell of *another* config raises
     ConfigError: it is somebody's result, and retraining in place would destroy it."""
     path = run_dir / "results.json"
-    res = _read_json(path, unreadable="bad")
+    res = read_json(path, unreadable="bad")
     if res == "bad":
         print(f"({path} is unreadable; evaluating the run again)")
         return None
@@ -290,10 +280,9 @@ def config_floor_rows(cfg: Any, dataset: str, seed: int, path: Path, device: str
         key["backbone_options"] = cfg.backbone_options
     if targets is not None:                        # only some targets probed (default: probe_floors' own)
         key["targets"] = list(targets)
-    if path.exists():
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key:
-            return cached["rows"]
+    cached = read_json_cache(path)                 # a broken cache is recomputed
+    if cached is not None and cached.get("key") == key and isinstance(cached.get("rows"), list):
+        return cached["rows"]
     t0 = time.perf_counter()
     floors = probe_floors(*load_data(cfg), backbone=cfg.backbone, seed=seed, device=device,
                           backbone_options=cfg.backbone_options, targets=targets)
@@ -366,7 +355,7 @@ def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None,
     else:
         folder = Path(out).expanduser()
     marker = folder / "settings.json"
-    old = _read_json(marker, unreadable={})
+    old = read_json(marker, unreadable={})
     if old is not None and old != settings:
         raise ConfigError(f"{folder} holds the reproduction made with other settings ({old or 'unreadable'}); it is "
                           f"kept. Pass another --out for {settings} (or delete that folder to redo it there).")

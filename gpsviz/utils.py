@@ -219,3 +219,43 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 def smoke_mode() -> bool:
     """True when ``GPSVIZ_SMOKE`` is set to a non-empty value other than 0 (notebooks run in ~1 minute)."""
     return os.environ.get("GPSVIZ_SMOKE", "") not in ("", "0", "false", "False")
+
+
+def read_json(path: str | os.PathLike, unreadable: Any = None) -> Any:
+    """The JSON in the file ``path``: None when it is missing, ``unreadable`` when it cannot be read or parsed
+    (truncated, not UTF-8, a directory, no permission)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):                  # ValueError covers JSONDecodeError and UnicodeDecodeError
+        return unreadable
+
+
+def read_json_cache(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A JSON cache (a dict written by gpsviz): None when it is missing or unusable (truncated, hand-edited,
+    not a JSON object), which the caller treats as a cache miss and recomputes; one line says so."""
+    data = read_json(path, unreadable=[])
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        print(f"({path} is unreadable (truncated or hand-edited); recomputing it)")
+        return None
+    return data
+
+
+def read_json_file(path: str | os.PathLike, what: str, hint: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object a user asked for (``what``: e.g. "the run's results"), with ``keys``: a
+    :class:`~gpsviz.errors.DataError` naming the file and saying ``hint`` (what to do) when it is missing,
+    unreadable, not a JSON object or lacks one of ``keys``."""
+    from gpsviz.errors import DataError
+
+    data = read_json(path, unreadable=[])
+    if data is None:
+        raise DataError(f"{path} ({what}) does not exist; {hint}")
+    if not isinstance(data, dict):
+        raise DataError(f"{path} ({what}) is unreadable (truncated, hand-edited or not JSON); {hint}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise DataError(f"{path} ({what}) has no {', '.join(map(repr, missing))} entry; {hint}")
+    return data

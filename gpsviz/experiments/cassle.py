@@ -20,7 +20,6 @@ The claim checked: colour probe ≥ baseline + 20 points with shape accuracy wit
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -30,7 +29,7 @@ from typing import Any, Sequence
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
                               run_cell, summarise, save_figure, write_report)
-from gpsviz.utils import atomic_write_json
+from gpsviz.utils import atomic_write_json, read_json_cache
 
 __all__ = ["METHODS", "cassle_cells", "cassle_configs", "run_analysis", "floor_analysis", "run_cassle",
            "r2_table", "sensitivity_table", "notebook_runs", "comparison_table"]
@@ -109,10 +108,9 @@ def run_analysis(run_dir: str | Path, scale: str = "small", seed: int = 0) -> di
     cache = run_dir / "cassle_analysis.json"
     run = load_run(run_dir)
     key = {"config": run.config.to_dict(), "version": ANALYSIS_VERSION, "scale": scale}
-    if cache.exists():
-        c = json.loads(cache.read_text())
-        if c.get("key") == key:
-            return c["result"]
+    c = read_json_cache(cache)                    # a broken cache is recomputed
+    if c is not None and c.get("key") == key and isinstance(c.get("result"), dict):
+        return c["result"]
     train_ds, test_ds = load_data(run.config)
     n = ANALYSIS_IMAGES.get(scale, 2000)
     pp = param_prediction(run, train_ds, test_ds, seed=seed, max_images=n)
@@ -140,10 +138,9 @@ def floor_analysis(dataset: str, scale: str, seed: int, out: Path, device: str |
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed,
            "aug": cfg.aug, "version": ANALYSIS_VERSION, "scale": scale}
     path = out / "runs" / f"{dataset}-floors-s{seed}" / "cassle_r2.json"
-    if path.exists():
-        c = json.loads(path.read_text())
-        if c.get("key") == key:
-            return c["result"]
+    c = read_json_cache(path)                    # a broken cache is recomputed
+    if c is not None and c.get("key") == key and isinstance(c.get("result"), dict):
+        return c["result"]
     train_ds, test_ds = load_data(cfg)
     n = ANALYSIS_IMAGES.get(scale, 2000)
     torch.manual_seed(seed)

@@ -24,7 +24,6 @@ trained with) and saved in each run folder as ``conditions.json``; the explorer 
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any, Sequence
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (SCALES, Cell, _config, _rank_correlation, floor_rows, format_table,
                               register_experiment, run_cell, same_config, save_figure, summarise)
-from gpsviz.utils import atomic_write_bytes, atomic_write_json
+from gpsviz.utils import atomic_write_bytes, atomic_write_json, read_json, read_json_cache
 
 __all__ = ["DIMS", "STRENGTHS", "METHODS", "BUDGET", "dubois_cells", "dubois_configs", "measure_run", "run_dubois",
            "spearman_table", "notebook_runs", "CONDITIONS"]
@@ -135,10 +134,10 @@ def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_inva
     run_dir = Path(run_dir)
     path = run_dir / "conditions.json"
     backbone, cfg_dict = load_backbone(run_dir, device="cpu")
-    if path.exists():
-        cached = json.loads(path.read_text())
-        if same_config(cached.get("config"), cfg_dict) and cached.get("version") == _VERSION:
-            return cached["conditions"]
+    cached = read_json_cache(path)                 # a broken cache is recomputed
+    if (cached is not None and same_config(cached.get("config"), cfg_dict) and cached.get("version") == _VERSION
+            and isinstance(cached.get("conditions"), dict)):
+        return cached["conditions"]
     t0 = time.perf_counter()
     cfg = TrainConfig.from_dict(cfg_dict)
     train_ds, test_ds = data if data is not None else load_data(cfg)
@@ -302,10 +301,8 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
 
 def _finished(cell: Cell, seed: int, out: Path, scale: str, epochs: int | None, device: str | None) -> bool:
     """Whether the cell's run folder holds results of the config it would train now."""
-    path = _run_dir(cell, seed, out) / "results.json"
-    if not path.exists():
-        return False
-    return same_config(json.loads(path.read_text()).get("config"), _config(cell, scale, seed, epochs, device))
+    res = read_json(_run_dir(cell, seed, out) / "results.json")       # missing or unreadable: not finished
+    return isinstance(res, dict) and same_config(res.get("config"), _config(cell, scale, seed, epochs, device))
 
 
 def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: float) -> str:

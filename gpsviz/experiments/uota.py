@@ -17,7 +17,6 @@ epoch 100 with the reference's learning-rate restart); CIFAR-10 has no object ma
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -27,7 +26,7 @@ from typing import Any, Sequence
 from gpsviz.errors import ConfigError
 from gpsviz.reproduce import (config_floor_rows, format_table, read_finished, register_experiment, save_figure,
                               summarise, write_report)
-from gpsviz.utils import atomic_write_json
+from gpsviz.utils import atomic_write_json, read_json_file
 
 __all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
            "notebook_runs", "comparison_table"]
@@ -122,6 +121,17 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     return res
 
 
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    """The config a run was trained with: its checkpoint's (``config.json`` is a copy a user may have edited),
+    else ``config.json``; CheckpointError / DataError naming the file when it cannot be read."""
+    from gpsviz.checkpoint import load_checkpoint
+
+    if (run_dir / "checkpoint.pt").exists():
+        return load_checkpoint(run_dir)["config"]
+    return read_json_file(run_dir / "config.json", "the run's config", "train the run again, or pass dataset=",
+                          keys=("data",))
+
+
 def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float = 0.10) -> dict[str, Any]:
     """Score a UOTA run's recorded view weights against the object coverage, per epoch.
 
@@ -139,7 +149,7 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
         from gpsviz.config import TrainConfig
         from gpsviz.runs import load_data
 
-        dataset = load_data(TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())))[0]
+        dataset = load_data(TrainConfig.from_dict(_run_config(run_dir)))[0]
     gt = ground_truth(log, dataset, threshold)
     score = log.scores()
     out: dict[str, Any] = {k: [] for k in ("epochs", "auroc", "auroc_local", "spearman", "pearson", "miss_rate",
@@ -294,10 +304,14 @@ def comparison_table(runs: dict[str, str | Path], seed: int = 0):
 
     rows, cfg = [], None
     for name, run_dir in runs.items():
-        res = json.loads((Path(run_dir) / "results.json").read_text())
+        res = read_json_file(Path(run_dir) / "results.json", f"the results of run {name!r}",
+                             f"evaluate it again: python -m gpsviz evaluate {run_dir} --targets label",
+                             keys=("linear_label", "knn_label"))
         from gpsviz.config import TrainConfig
 
-        cfg = TrainConfig.from_dict(res["config"])
+        # `gpsviz evaluate` writes no config into results.json: the checkpoint's is the one trained with
+        saved = res.get("config")
+        cfg = TrainConfig.from_dict(saved if isinstance(saved, dict) else _run_config(Path(run_dir)))
         row = {"method": name, "linear_label": 100 * res["linear_label"], "knn_label": 100 * res["knn_label"]}
         if (Path(run_dir) / "view_weights.pt").exists():
             wa = weight_analysis(run_dir)

@@ -101,18 +101,15 @@ class StatusMixin:
 def run_data(run_dir) -> dict[str, Any]:
     """What a run folder was trained on, read from its ``config.json`` (cheap; no checkpoint load):
     ``{"data", "data_options", "image_size", "in_channels"}`` with None for what the folder does not say."""
-    import json
     from pathlib import Path
 
     from gpsviz.data.loaders import dataset_image_size
+    from gpsviz.utils import read_json
 
     info: dict[str, Any] = {"data": None, "data_options": {}, "image_size": None, "in_channels": None}
     p = Path(run_dir)
     p = p.parent if p.is_file() else p
-    try:
-        cfg = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError):
-        return info
+    cfg = read_json(p / "config.json")             # missing or unreadable: None (nothing known)
     if isinstance(cfg, dict) and isinstance(cfg.get("data"), str):
         info["data"] = cfg["data"]
         info["data_options"] = cfg.get("data_options") if isinstance(cfg.get("data_options"), dict) else {}
@@ -151,11 +148,15 @@ def _describe(name: Any, channels: int | None, size: int | None) -> str:
 
 def check_run_dataset(run: str, dataset: Any, data: str | None = None, data_options: dict | None = None,
                       in_channels: int | None = None, image_size: int | None = None,
-                      what: str = "the explorer's dataset") -> None:
+                      what: str = "the explorer's dataset", data_digest: str | None = None) -> None:
     """Refuse to show a run on another dataset than it was trained on: a :class:`~gpsviz.errors.DataError` naming
     the run and the two datasets when the channels, the image size (pixels, width) or the built-in dataset differ
     (each compared only where both sides are known). ``data``/``data_options``: the run's config;
-    ``dataset``: an ImageDataset (``images`` uint8 N×C×H×W, ``name``). Every explorer that loads runs calls this."""
+    ``dataset``: an ImageDataset (``images`` uint8 N×C×H×W, ``name``). Every explorer that loads runs calls this.
+
+    ``data_digest``: the run's checkpoint's digest of its training images and labels; when given (checkpoints
+    before it was recorded have none), ``dataset`` must be exactly that training set (an explorer that shows what
+    the run recorded about training rows: the same name and size of another seed is refused too)."""
     from gpsviz.errors import DataError
 
     images = getattr(dataset, "images", None)
@@ -180,3 +181,11 @@ def check_run_dataset(run: str, dataset: Any, data: str | None = None, data_opti
                         f"{_describe(ds_name, ds_channels, ds_size)} (different {_and(clash)}): give the "
                         f"run's own dataset (gpsviz.runs.load_data(TrainConfig.from_dict(config))) or a run "
                         f"trained on {ds_name}")
+    if data_digest and getattr(dataset, "labels", None) is not None:
+        from gpsviz.checkpoint import dataset_digest
+
+        if dataset_digest(dataset) != data_digest:
+            raise DataError(f"run {run!r} was trained on other images than {what} ({ds_name}, "
+                            f"{len(images)} images: same kind of data, but not its training set, e.g. another seed, "
+                            f"size or split): give the run's own training split "
+                            f"(gpsviz.runs.load_data(TrainConfig.from_dict(config))[0])")

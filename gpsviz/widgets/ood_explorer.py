@@ -72,7 +72,7 @@ class OODExplorer(StatusMixin, widgets.VBox):
             if not isinstance(r, ViewWeightLog):                # a run of another dataset: one clear error
                 info = run_data(r)
                 check_run_dataset(str(name), dataset, info["data"], info["data_options"], info["in_channels"],
-                                  info["image_size"])
+                                  info["image_size"], data_digest=self._run_digest(r))
             log = r if isinstance(r, ViewWeightLog) else load_view_weights(r)
             if len(log) == 0:
                 raise ConfigError(f"OODExplorer: run {name!r} recorded no views")
@@ -126,13 +126,27 @@ class OODExplorer(StatusMixin, widgets.VBox):
 
     # ------------------------------------------------------------------ data
     @staticmethod
-    def _run_aug(r) -> str:
-        try:
-            import json
+    def _run_digest(r) -> str | None:
+        """The digest of the training data in the run's checkpoint (the log's rows index that data); None when
+        the folder has no readable checkpoint or it predates the digest."""
+        from gpsviz.checkpoint import load_checkpoint
+        from gpsviz.errors import GpsvizError
 
-            return json.loads((Path(r) / "config.json").read_text()).get("aug") or "strong"
-        except Exception:
-            return "strong"
+        p = Path(r)
+        p = p.parent if p.is_file() else p                # view_weights.pt given: its run folder
+        if not (p / "checkpoint.pt").is_file():
+            return None
+        try:
+            return load_checkpoint(p).get("data_digest")
+        except GpsvizError:                       # the explorer only needs view_weights.pt
+            return None
+
+    @staticmethod
+    def _run_aug(r) -> str:
+        from gpsviz.utils import read_json
+
+        cfg = read_json(Path(r) / "config.json") if isinstance(r, (str, Path)) else None
+        return cfg["aug"] if isinstance(cfg, dict) and isinstance(cfg.get("aug"), str) and cfg["aug"] else "strong"
 
     def _auroc_curve(self, name: str) -> tuple[list[int], list[float]]:
         from gpsviz.diagnostics import uota_auroc

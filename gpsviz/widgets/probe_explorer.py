@@ -22,7 +22,6 @@ name written as ``_``; ``nan`` when no run matches); browser tests wait for it.
 from __future__ import annotations
 
 import html
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +29,7 @@ from typing import Any, Sequence
 import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
+from gpsviz.utils import read_json_file
 from gpsviz.widgets.controls import StatusMixin, figure_png, new_figure, tag
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
@@ -112,7 +112,8 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
         if not p.is_file():
             raise ConfigError(f"ProbeExplorer.from_results: {p} does not exist; run "
                               "`python -m gpsviz reproduce dubois` first (or pass its output folder)")
-        data = json.loads(p.read_text())
+        data = read_json_file(p, "the results of `reproduce dubois`", "run `python -m gpsviz reproduce dubois` "
+                              "again (it keeps the finished runs) or pass another output folder")
         if "records" not in data:
             raise ConfigError(f"ProbeExplorer.from_results: {p} holds no 'records' (not a reproduce dubois result)")
         return cls(data["records"], data.get("floors"), **kwargs)
