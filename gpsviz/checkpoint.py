@@ -75,6 +75,9 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
         p = p / "checkpoint.pt"
     if not p.exists():
         raise CheckpointError(f"no checkpoint at {p}: train a run first (python -m gpsviz train --out {p.parent})")
+    if not p.is_file():
+        raise CheckpointError(f"{p} is not a file (a folder or device stands where the checkpoint should be); "
+                              f"remove it and train again, or pass another run folder")
     return p
 
 
@@ -84,7 +87,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     p = resolve_checkpoint_path(path)
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, IndexError,
+            KeyError, TypeError, AttributeError, MemoryError, OverflowError) as e:   # any damage to the bytes
         raise CheckpointError(f"{p} is not a readable gpsviz checkpoint (truncated or foreign file: "
                               f"{type(e).__name__}). Delete it and train again, or pass another file.") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:

@@ -217,6 +217,12 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
                             f"data like its own (leave data out to use its config's dataset).")
     if targets is None:
         targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
+        if not targets:
+            raise DataError(f"{train_ds.name} has no labels or categorical factors to probe; evaluate the run on "
+                            f"labelled data (pass data=(train, test) with labels)")
+    if any(t in ("label", "class", "shape") for t in targets):
+        for ds in (train_ds, test_ds):
+            ds.targets("label")              # DataError when the images are unlabelled
     unknown = [t for t in targets if t not in (*train_ds.target_names(), "class", "shape")]
     if unknown:
         raise DataError(f"{cfg.data} has no target {', '.join(map(repr, unknown))}; choose from "

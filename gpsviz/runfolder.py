@@ -75,6 +75,10 @@ def check_out_dir(path: str | os.PathLike) -> Path:
     p = Path(path).expanduser()
     if str(p).strip() == "":
         raise RunFolderError("the run folder (--out) is empty; pass a folder name, e.g. --out runs/my-run")
+    too_long = [part for part in p.parts if len(os.fsencode(part)) > 255]
+    if too_long:
+        raise RunFolderError(f"--out {str(p)[:80]}…: the name {too_long[0][:40]}… is {len(os.fsencode(too_long[0]))} "
+                             f"bytes, more than file systems allow (255); choose a shorter folder name")
     if p.exists() and not p.is_dir():
         raise RunFolderError(f"--out {p} is a file, not a folder; choose a folder (a new name is created)")
     resolved = p.resolve()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz.augment import DESCRIPTOR_NAMES, AugmentConfig, Augmenter, AugParams
-from gpsviz.errors import ConfigError, GpsvizError
+from gpsviz.errors import ConfigError, DataError, GpsvizError
 from gpsviz.models.heads import DESCRIPTOR_FAMILIES  # descriptor columns of each family
 
 __all__ = ["FAMILIES", "LEVELS", "family_config", "LoadedRun", "load_run", "run_image_size", "view_similarity",
@@ -164,6 +164,7 @@ def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.d
     for it); default: the run's own (:func:`run_image_size`: 64 for a ``size=64`` shapes run), 32 if unknown."""
     from gpsviz.checkpoint import load_checkpoint, load_state, resolve_checkpoint_path
     from gpsviz.config import TrainConfig
+    from gpsviz.errors import CheckpointError
     from gpsviz.recipes import build_ingredients
 
     path = resolve_checkpoint_path(run_dir)
@@ -173,7 +174,11 @@ def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.d
                                    or image_size < 1):
         raise ConfigError(f"load_run: image_size must be a positive number of pixels, got {image_size!r}")
     size = image_size or run_image_size(ck, cfg) or 32
-    parts = build_ingredients(cfg, ck["in_channels"], size)
+    try:
+        parts = build_ingredients(cfg, ck["in_channels"], size)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{path}: the model in its config cannot be built ({type(e).__name__}: {str(e)[:200]}); "
+                              f"the checkpoint was edited or damaged. Use the original file or train again.") from None
     load_state(parts.model, ck["model"], path, "model")
     model = parts.model.to(device).eval()
     return LoadedRun(name or cfg.recipe, model.backbone, model.projector, Augmenter(cfg.aug, cfg.strength),
@@ -181,6 +186,14 @@ def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.d
 
 
 # ---------------------------------------------------------------------------------------------- sensitivity
+def _check_channels(run: LoadedRun, images: Any) -> None:
+    """DataError when ``images`` (N×C×H×W) have another number of channels than the run was trained on."""
+    c = getattr(images, "shape", (0, 0))[1] if getattr(images, "ndim", 0) == 4 else None
+    if c is not None and getattr(run, "in_channels", None) not in (None, c):
+        raise DataError(f"run {run.name!r} was trained on {run.in_channels}-channel images, but these images have "
+                        f"{c} channel(s); use images of the run's own dataset (gpsviz.runs.load_data(run.config))")
+
+
 def _identity_params(n: int, shape: tuple[int, int, int]) -> AugParams:
     """Parameters of n un-augmented views (whole-image crop, neutral jitter factors, no flags)."""
     return Augmenter("none").sample(n, shape)
@@ -206,6 +219,7 @@ def view_similarity(run: LoadedRun, images: torch.Tensor, config: AugmentConfig,
     image-major), ``"params"`` (AugParams N·V) and ``"descriptor"`` (N·V×13, the training augmenter's ranges)."""
     if images.ndim != 4:
         raise ConfigError(f"images must be uint8 N×C×H×W, got shape {tuple(images.shape)}")
+    _check_channels(run, images)
     if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
         raise ConfigError(f"n_views={n_views!r} is impossible: it must be an integer >= 1")
     n, c, h, w = images.shape
@@ -385,6 +399,9 @@ def param_prediction(run: LoadedRun | nn.Module | str, train_images: Any, test_i
         embed = lambda v: net(v.to(dev))  # noqa: E731
     tr = getattr(train_images, "images", train_images)
     te = getattr(test_images, "images", test_images)
+    if isinstance(run, LoadedRun):
+        _check_channels(run, tr)
+        _check_channels(run, te)
     if max_images:
         tr, te = tr[:max_images], te[:max_images]
     xtr, ytr = augmented_features(embed, tr, augmenter, n_views, seed)

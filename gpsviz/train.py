@@ -79,6 +79,8 @@ def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: to
     from gpsviz.evaluate import knn_accuracy
     from gpsviz.features import extract
 
+    if not (train_ds.labelled and test_ds.labelled):
+        return float("nan")                  # unlabelled images: no kNN accuracy to monitor
     g = torch.Generator().manual_seed(1234)  # fixed subsets: comparable across epochs, no effect on training RNG
     tr = train_ds.subset(torch.randperm(len(train_ds), generator=g)[: max(cfg.eval_size, 5 * cfg.knn_k)])
     te = test_ds.subset(torch.randperm(len(test_ds), generator=g)[: cfg.eval_size // 2])

@@ -277,7 +277,7 @@ def poison(run_dir: Path, what: str = "running_var", value: float = float("nan")
         if whole:
             t.fill_(value)
         else:
-            t.view(-1)[0] = value
+            t[(0,) * t.ndim] = value           # (a channels_last weight cannot be viewed flat)
     torch.save(ck, p)
     return key
 

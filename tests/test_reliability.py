@@ -281,3 +281,62 @@ def test_reproduce_refuses_a_users_folder_that_is_not_a_reproduction(tmp_path):
     with pytest.raises(ConfigError, match="not a folder of `reproduce baselines`"):
         reproduce("baselines", scale="smoke", seeds=1, out=mine, progress=False)
     assert (mine / "table.md").read_text() == "my own table\n" and not (mine / "settings.json").exists()
+
+
+def test_unlabelled_images_cannot_feed_labels(tiny_pair, tmp_path):
+    import numpy as np
+
+    from gpsviz.data import from_arrays
+    from gpsviz.priors import compute_prior
+
+    g = np.random.default_rng(1)
+    tr = from_arrays(g.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8))
+    te = from_arrays(g.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), split="test")
+    with pytest.raises(ConfigError, match="unlabelled"):
+        train(tiny_cfg(recipe="supcon"), tmp_path / "supcon", progress=False, data=(tr, te))
+    with pytest.raises(DataError, match="unlabelled"):
+        compute_prior("oracle", tr, root=tmp_path, progress=False)
+    run = train(tiny_cfg(eval_every=1), tmp_path / "ssl", progress=False, data=(tr, te))   # SSL itself is fine
+    assert len(run.history) == 1
+    with pytest.raises(DataError, match="no labels"):
+        evaluate_run(tmp_path / "ssl", targets=["label"], probes=["linear"], write=False, data=(tr, te))
+
+
+def test_a_folder_where_the_checkpoint_should_be_and_garbage_bytes_are_clear_errors(finished, tmp_path,
+                                                                                     monkeypatch):
+    import shutil
+
+    d = tmp_path / "dir"
+    shutil.copytree(finished, d)
+    (d / "checkpoint.pt").unlink()
+    (d / "checkpoint.pt").mkdir()
+    with pytest.raises(CheckpointError, match="not a file"):
+        evaluate_run(d, probes=["knn"], targets=["label"])
+    monkeypatch.setattr(torch, "load", lambda *a, **k: [].pop())       # what some garbage bytes raise inside
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(finished)
+
+
+def test_an_out_name_longer_than_the_file_system_allows_is_a_clear_error(tiny_pair, tmp_path):
+    with pytest.raises(GpsvizError, match="255"):
+        train(tiny_cfg(), tmp_path / ("n" * 300), progress=False, data=tiny_pair)
+
+
+def test_sensitivity_tools_refuse_grey_images_for_an_rgb_run_and_edited_model_options(finished, tmp_path):
+    import shutil
+
+    from gpsviz.sensitivity import family_config, load_run, param_prediction, view_similarity
+
+    run = load_run(finished)
+    grey = torch.randint(0, 255, (8, 1, 32, 32), dtype=torch.uint8)
+    with pytest.raises(DataError, match="3-channel"):
+        view_similarity(run, grey, family_config("colour"))
+    with pytest.raises(DataError, match="3-channel"):
+        param_prediction(run, grey, grey)
+    bad = tmp_path / "bad"
+    shutil.copytree(finished, bad)
+    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
+    ck["config"]["backbone_options"] = {"width": "abc"}
+    torch.save(ck, bad / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="cannot be built"):
+        load_run(bad)

@@ -89,13 +89,25 @@ class ImageDataset:
             masks=None if self.masks is None else self.masks[idx],
         )
 
+    @property
+    def labelled(self) -> bool:
+        """False for images without labels (``classes == ["unlabelled"]``, or every label -1): nothing that needs
+        a class (SupCon positives, the oracle prior, a label probe, the online kNN) may use them."""
+        return list(self.classes) != ["unlabelled"] and bool((self.labels >= 0).any())
+
     def target_names(self) -> list[str]:
-        """Names a probe can target: ``"label"`` plus every categorical (int64) factor."""
-        return ["label"] + [k for k, v in self.factors.items() if v.dtype == torch.long and v.ndim == 1]
+        """Names a probe can target: ``"label"`` (when the images are labelled) plus every categorical (int64)
+        factor."""
+        return (["label"] if self.labelled else []) + [k for k, v in self.factors.items()
+                                                       if v.dtype == torch.long and v.ndim == 1]
 
     def targets(self, name: str = "label") -> tuple[torch.Tensor, list[str]]:
         """Return ``(values int64 N, class names)`` for the class label or a categorical factor."""
         if name in ("label", "class", "shape"):
+            if not self.labelled:
+                raise DataError(f"{self.name} ({self.split}) has no labels (its images are 'unlabelled'), so nothing "
+                                f"can be measured against them; give labels (e.g. from_arrays(x, labels=y)) or class "
+                                f"folders")
             return self.labels, self.classes
         if name not in self.factors or self.factors[name].dtype != torch.long:
             raise DataError(f"{self.name}: no categorical target {name!r}; available targets: {self.target_names()}")

@@ -326,8 +326,10 @@ class LabelPositives(PositiveSource):
     def prepare(self, dataset: Any, generator: torch.Generator | None = None, **ctx: Any) -> None:
         """Take ``dataset.labels`` (int64 N)."""
         labels = getattr(dataset, "labels", None)
-        if labels is None:
-            raise ConfigError("LabelPositives.prepare: the dataset has no labels")
+        if labels is None or getattr(dataset, "labelled", True) is False:
+            raise ConfigError(f"positives 'labels' (SupCon) need class labels, but {getattr(dataset, 'name', 'the data')!r} "
+                              f"is unlabelled; give labels (from_arrays(x, labels=y), class folders) or use "
+                              f"label-free positives (self, neighbours)")
         self.labels = self._check(torch.as_tensor(labels), f"dataset {getattr(dataset, 'name', '')!r}".strip())
 
     def sample(self, anchors: torch.Tensor, generator: torch.Generator | None = None) -> Positives:

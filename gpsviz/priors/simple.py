@@ -76,6 +76,9 @@ def _oracle(dataset: Any, opts: dict, root=None, progress=True) -> torch.Tensor:
     """One-hot class labels (× ``scale``). Prior knowledge: the labels themselves — the upper bound where every
     neighbour has the anchor's class (not available in real SSL; the ceiling to read other priors against)."""
     labels = dataset.labels.long()
+    if getattr(dataset, "labelled", True) is False:
+        raise DataError(f"prior 'oracle' is the class labels, but {getattr(dataset, 'name', 'the dataset')!r} is "
+                        f"unlabelled; use a label-free prior (pixels, pca, hog, hog-invariant, ...)")
     if (labels < 0).any():
         raise DataError(f"prior 'oracle' needs a label for every image; {int((labels < 0).sum())} of "
                         f"{len(labels)} images of {getattr(dataset, 'name', 'the dataset')!r} are unlabelled (-1)")
