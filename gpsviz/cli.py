@@ -45,6 +45,19 @@ def _train(a: argparse.Namespace) -> int:
                   objective_options=_kv(a.objective_opt, "--objective-opt"),
                   weighting_options=_kv(a.weighting_opt, "--weighting-opt"))
     cfg = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
+    if a.nproc_per_node is not None:
+        from gpsviz.distributed import launch, launch_rank
+
+        if isinstance(a.nproc_per_node, bool) or not 1 <= a.nproc_per_node <= 1024:
+            raise GpsvizError(f"--nproc-per-node {a.nproc_per_node} is impossible: give the number of processes "
+                              f"to start on this machine (1–1024)")
+        if "WORLD_SIZE" in __import__("os").environ or launch_rank() != 0:
+            raise GpsvizError("--nproc-per-node starts the processes itself; do not also run it under torchrun")
+        if a.nproc_per_node > 1:             # the options are valid (checked above, once); start the processes
+            argv = list(a.argv)
+            i = next(j for j, x in enumerate(argv) if x.startswith("--nproc-per-node"))
+            del argv[i:i + (1 if "=" in argv[i] else 2)]
+            return launch(argv, a.nproc_per_node)
     out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}").expanduser()
     run = train(cfg, out, resume=a.resume)              # the library refuses to replace a finished run
     from gpsviz.distributed import is_main
@@ -155,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--out", help="run folder (default runs/RECIPE-DATA-AUG-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--nproc-per-node", type=int, metavar="N",
+                   help="train on N local processes (GPUs): the options are checked once, then the processes start "
+                        "as under torchrun; an error is reported as one line")
     t.add_argument("--no-eval", action="store_true", help="skip the probes after training")
     t.add_argument("--targets", help="probe targets, comma-separated (default: label, and colour,position on shapes)")
     t.add_argument("--probes", default="knn,linear")
@@ -203,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = contextlib.redirect_stderr(io.StringIO()) if launch_rank() != 0 else contextlib.nullcontext()
     with quiet:                                        # argparse's usage errors: rank 0 alone prints them
         args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.fn(args) or 0)
     except GpsvizError as e:

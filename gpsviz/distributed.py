@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import Sequence, TextIO
 
 import torch
 import torch.distributed as dist
@@ -65,6 +65,35 @@ def report_user_error(message: str, file: TextIO | None = None) -> None:
     pretending success); the table's root cause reads ``exitcode : 2``."""
     if launch_rank() == 0:
         print(message, file=file if file is not None else sys.stderr, flush=True)
+
+
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Start ``python -m gpsviz <argv>`` on ``nproc`` local processes, as ``torchrun --standalone
+    --nproc_per_node=N`` would, and return their exit status without torchrun's own traceback and failure table:
+    a user error appears as the one line rank 0 printed (exit 2), a crash as one line naming the process."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    quiet = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "gpsviz", *argv]))
+    except ChildFailedError as e:
+        rank, failure = min(e.failures.items())
+        code = failure.exitcode if isinstance(failure.exitcode, int) else 1
+        if code not in (2, 130):                       # 2 / 130: rank 0 has already printed the one line
+            print(f"error: training process {rank} of {nproc} failed with exit code {code} (its output is above)",
+                  file=sys.stderr)
+        return code if code > 0 else 1
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
+    return 0
 
 
 def setup(device: str) -> str:

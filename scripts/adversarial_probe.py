@@ -1532,6 +1532,28 @@ def tracebacks(ctx: Ctx) -> None:
         raise GpsvizError(errs[0])
     add("torchrun --nproc_per_node 2 train --recipe nope (one error line, once?)", torchrun_error, 160)
 
+    def launcher_error(extra: list[str], finished: bool):
+        def run():
+            out = ctx.new_dir("launch-err")
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+            cmd = [sys.executable, "-m", "gpsviz", BASE[0], "--nproc-per-node", "2", *BASE[1:], *extra,
+                   "--out", str(out)]
+            if finished:                           # the processes themselves meet the error: a finished run
+                subprocess.run([sys.executable, "-m", "gpsviz", *BASE, "--out", str(out)], capture_output=True,
+                               timeout=150, env=env)
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env)
+            errs = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+            if p.returncode == 0:
+                raise Silent("gpsviz train --nproc-per-node accepted it")
+            if "Traceback" in p.stderr or len(errs) != 1:
+                raise RuntimeError(f"--nproc-per-node: {len(errs)} error lines, traceback: "
+                                   f"{'Traceback' in p.stderr}, {len(p.stderr.splitlines())} lines of stderr")
+            raise GpsvizError(errs[0])
+        return run
+    add("gpsviz train --nproc-per-node 2 --recipe nope (one error line, once?)", launcher_error(["--recipe", "nope"],
+                                                                                                 False), 160)
+    add("gpsviz train --nproc-per-node 2 into a finished run (one error line, once?)", launcher_error([], True), 160)
+
 
 # ------------------------------------------------------------------------------------------------ provenance
 def provenance(ctx: Ctx) -> None:

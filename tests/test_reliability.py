@@ -340,3 +340,23 @@ def test_sensitivity_tools_refuse_grey_images_for_an_rgb_run_and_edited_model_op
     torch.save(ck, bad / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="cannot be built"):
         load_run(bad)
+
+
+def test_nproc_per_node_reports_an_error_as_one_line_and_records_the_world_size(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GPSVIZ_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "gpsviz", "train", "--epochs", "1", "--data-opt", "n=64", "--batch-size", "32",
+            "--no-eval", "--device", "cpu", "--precision", "fp32", "--out", str(tmp_path / "run")]
+    ok = subprocess.run(base[:4] + ["--nproc-per-node", "2"] + base[4:], env=env, capture_output=True, text=True,
+                        timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    rec = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert rec["world_size"] == 2 and rec["backend"] == "gloo"
+    again = subprocess.run(base[:4] + ["--nproc-per-node", "2"] + base[4:], env=env, capture_output=True,
+                           text=True, timeout=300)             # the processes meet the error (a finished run)
+    lines = [ln for ln in again.stderr.splitlines() if ln.strip()]
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    assert [ln for ln in lines if ln.startswith("error:")] == lines[-1:] and "already holds a run" in lines[-1]
