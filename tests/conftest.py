@@ -1,6 +1,8 @@
 """Shared fixtures. Browser tests: ``chromium_page`` (see tests/browser.py for the harness)."""
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,3 +29,43 @@ def tiny_pair():
     te = make_shapes(64, seed=2)
     te.split = "test"
     return tr, te
+
+
+# ------------------------------------------------------------------ numbers that depend on CPU kernels
+class NumericRecord:
+    """What a ``numerics`` test measured, for ``scripts/kernel_matrix.py`` (issue 18).
+
+    A test calls ``numerics.value(name, got, pinned=…, tol=…)`` for a number it compares with a pinned one, and
+    ``numerics.gap(name, gap, tol=…)`` for the largest difference between two results that must agree (``tol=0``:
+    bit-equality). The test still asserts by itself; recording never changes an outcome. When the environment
+    variable ``GPSVIZ_RECORD_PINS`` names a file, each call appends one JSON line to it (with the test's id and
+    the kernel settings); otherwise the calls do nothing.
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.path = os.environ.get("GPSVIZ_RECORD_PINS")
+
+    def value(self, name: str, got: float, *, pinned: float, tol: float | None) -> None:
+        """``tol=None``: recorded for the table only, not asserted by the test."""
+        self._write({"kind": "value", "name": name, "got": float(got), "pinned": float(pinned),
+                     "tol": None if tol is None else float(tol)})
+
+    def gap(self, name: str, gap: float, *, tol: float) -> None:
+        self._write({"kind": "gap", "name": name, "got": float(gap), "tol": float(tol)})
+
+    def _write(self, row: dict) -> None:
+        if not self.path:
+            return
+        row.update(test=self.node, **{k: os.environ.get(k, "") for k in KERNEL_VARIABLES})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+KERNEL_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+@pytest.fixture
+def numerics(request) -> NumericRecord:
+    """Recorder of kernel-sensitive numbers (see :class:`NumericRecord`); use it in tests marked ``numerics``."""
+    return NumericRecord(request.node.nodeid)

@@ -4,6 +4,9 @@ For simclr, byol and gps-simclr a run is killed repeatedly (20 kills in all) and
 every kill each file of the run folder must be readable; no resume may crash; the finished weights must equal an
 uninterrupted run's bit for bit; history.csv must hold exactly the checkpoint's history; no temp file or lock
 may remain. ``pytest -m slow tests/test_kill.py -s`` prints the figures.
+
+Marked ``numerics`` too: the bit-equality is legitimate (the same kernels and batch shapes both times) and must hold
+under every CPU kernel setting; ``scripts/kernel_matrix.py --slow -- tests/test_kill.py`` checks that.
 """
 from __future__ import annotations
 
@@ -98,7 +101,8 @@ def _readable(out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_and_resume(tmp_path):
+@pytest.mark.numerics
+def test_kill_and_resume(tmp_path, numerics):
     from gpsviz.checkpoint import load_checkpoint
 
     rng = random.Random(2026)
@@ -148,6 +152,10 @@ def test_kill_and_resume(tmp_path):
         same = a["model"].keys() == b["model"].keys() and all(torch.equal(a["model"][k], b["model"][k])
                                                                for k in a["model"])
         figures["bit_identical"] += same
+        if a["model"].keys() == b["model"].keys():
+            numerics.gap(f"kill test {recipe}: resumed vs uninterrupted weights",
+                         max(float((a["model"][k].double() - b["model"][k].double()).abs().max()) for k in a["model"]),
+                         tol=0)
         if not same:
             problems.append(f"{recipe}: final weights differ from the uninterrupted run")
         with open(out / "history.csv") as f:

@@ -2,8 +2,9 @@
 
 The pinned losses were recorded with the loop as it was before the step was shared (commit cda6e83: two views
 hard-coded, one step function per objective), on the same data, seed and settings, with one thread. Only the
-first three steps are pinned: after a few AdamW updates, float differences in reductions (thread count, CPU
-kernels) are amplified by Adam's normalisation (seen: 6e-4 at step 4 with two threads instead of one).
+first three steps are pinned, each with its own tolerance (:data:`PIN_TOL`): after AdamW updates, float
+differences in reductions (thread count, CPU kernels) are amplified by Adam's normalisation (seen: 6e-4 at step 4
+with two threads instead of one).
 """
 from __future__ import annotations
 
@@ -32,6 +33,20 @@ PINNED = {  # first five steps' losses: shapes n=512 seed 3, batch 64, seed 7, f
 }
 
 
+# Tolerance of the loss at steps 1, 2, 3: at least 10 × the spread measured across CPU kernel families
+# (scripts/kernel_matrix.py: ONEDNN_MAX_CPU_ISA ∈ {best, AVX512_CORE, AVX2, SSE41} × ATEN_CPU_CAPABILITY ∈ {best,
+# avx2, default}, the pins included; docs/kernel-matrix.md). Largest spread over the four recipes, and why:
+#   step 1  4.8e-7  the forward pass of the seeded initial weights: one float32 ulp at a loss of 5, whatever the
+#                   kernels (kernel-independent) → 1e-5
+#   step 2  4.0e-5  after one AdamW update (gps-simclr; the others ≤ 1.9e-6): Adam's first step is about
+#                   lr · sign(gradient), so a gradient entry near zero that rounds to the other sign moves its
+#                   weight by a whole step → 5e-4
+#   step 3  2.1e-4  after two updates (gps-simclr: ATen's default kernels +1.1e-4, oneDNN SSE4.1 −9.5e-5; an Intel
+#                   Xeon with AMX was seen at +8.9e-5, issue 18) → 3e-3
+# Steps 4 and 5 (spread up to 8.3e-4) are recorded for the table, not asserted.
+PIN_TOL = (1e-5, 5e-4, 3e-3)
+
+
 @pytest.fixture(scope="module")
 def pin_data():
     from gpsviz.data import load_dataset
@@ -52,8 +67,9 @@ def small(**kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("recipe", sorted(PINNED))
-def test_shared_step_reproduces_the_losses_of_the_old_loop(tmp_path, pin_data, recipe):
+def test_shared_step_reproduces_the_losses_of_the_old_loop(tmp_path, pin_data, recipe, numerics):
     extra = {"positives_options": {"prior": "pixels", "k": 5}} if recipe == "gps-simclr" else {}
     rec = StepRecorder(last=100)
     cfg = TrainConfig(recipe=recipe, epochs=1, batch_size=64, eval_every=0, device="cpu", seed=7,
@@ -64,8 +80,12 @@ def test_shared_step_reproduces_the_losses_of_the_old_loop(tmp_path, pin_data, r
         train(cfg, tmp_path / recipe, progress=False, data=pin_data, callbacks=[rec])
     finally:
         torch.set_num_threads(threads)
-    got = [float(s["loss"]) for s in rec.steps][:3]
-    assert got == pytest.approx(PINNED[recipe][:3], abs=1e-5)
+    got = [float(s["loss"]) for s in rec.steps][:5]
+    tols = PIN_TOL + (None,) * (len(got) - len(PIN_TOL))
+    for i, (g, want, tol) in enumerate(zip(got, PINNED[recipe], tols), 1):
+        numerics.value(f"{recipe} loss step {i}", g, pinned=want, tol=tol)
+    for i, (g, want, tol) in enumerate(zip(got, PINNED[recipe], PIN_TOL), 1):
+        assert g == pytest.approx(want, abs=tol), f"step {i}: {g} vs pinned {want} (tolerance {tol})"
 
 
 # ------------------------------------------------------------------ dummy ingredients no paper ran

@@ -36,9 +36,10 @@ def test_recipe_trains_and_writes_run(tmp_path, tiny, recipe):
     assert ck["epoch"] == 2 and ck["config"]["recipe"] == recipe
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("recipe,pos", [("byol", {}), ("gps-simclr", {"prior": "pixels", "k": 4}),
                                         ("nnclr", {})])
-def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, tiny, recipe, pos):
+def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, tiny, recipe, pos, numerics):
     c = cfg(recipe=recipe, epochs=3, aug="strong", positives_options=pos)
     full = train(c, tmp_path / "full", data=tiny, progress=False)
     train(c, tmp_path / "cut", data=tiny, progress=False, stop_after=1)       # "killed" after epoch 1
@@ -46,6 +47,10 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, tiny, recipe, 
     resumed = train(c, tmp_path / "cut", data=tiny, progress=False, resume=True)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
+    numerics.gap(f"{recipe} resumed vs uninterrupted: weights",
+                 max(float((a[k].double() - b[k].double()).abs().max()) for k in a), tol=0)
+    numerics.gap(f"{recipe} resumed vs uninterrupted: losses",
+                 max(abs(x["loss"] - y["loss"]) for x, y in zip(full.history, resumed.history)), tol=0)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
