@@ -69,3 +69,37 @@ KERNEL_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 def numerics(request) -> NumericRecord:
     """Recorder of kernel-sensitive numbers (see :class:`NumericRecord`); use it in tests marked ``numerics``."""
     return NumericRecord(request.node.nodeid)
+
+
+def tiny_cfg(**kw):
+    """A TrainConfig that trains in about a second on :func:`tiny_pair` (1 epoch, batch 32, narrow heads, fp32)."""
+    from gpsviz.config import TrainConfig
+
+    base = dict(epochs=1, batch_size=32, eval_every=0, proj_hidden=32, proj_dim=16, pred_hidden=32, device="cpu",
+                precision="fp32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_pair):
+    """A finished one-epoch SimCLR run (:func:`tiny_cfg`) on the tiny shapes world; copy it before editing."""
+    from gpsviz.train import train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    train(tiny_cfg(), out, progress=False, data=tiny_pair)
+    return out
+
+
+def edited_copy(run, dst, edit):
+    """A copy of the run folder ``run`` at ``dst`` whose checkpoint dict went through ``edit`` (a hand-edited
+    file). Returns ``dst``."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(run, dst)
+    ck = torch.load(Path(dst) / "checkpoint.pt", weights_only=True)
+    edit(ck)
+    torch.save(ck, Path(dst) / "checkpoint.pt")
+    return Path(dst)

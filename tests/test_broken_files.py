@@ -9,28 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_cfg
 from gpsviz.errors import DataError
 
 BROKEN = {"truncated": b'{"key": {"data": "sha', "list": b"[1, 2, 3]", "not utf-8": b'{"key": "\xff\xfe"}'}
-
-
-def _tiny_cfg(**kw):
-    from gpsviz.config import TrainConfig
-
-    d = dict(epochs=1, batch_size=32, eval_every=0, proj_hidden=32, proj_dim=16, pred_hidden=32, device="cpu",
-             precision="fp32")
-    d.update(kw)
-    return TrainConfig(**d)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_pair):
-    """A finished one-epoch SimCLR run on the tiny shapes world."""
-    from gpsviz.train import train
-
-    out = tmp_path_factory.mktemp("broken") / "run"
-    train(_tiny_cfg(), out, progress=False, data=tiny_pair)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +22,7 @@ def uota_run(tmp_path_factory):
     from gpsviz.view_weights import ViewWeightRecorder
 
     out = tmp_path_factory.mktemp("broken") / "uota"
-    train(_tiny_cfg(recipe="uota-simclr", data_options={"n": 64}, eval_size=64), out, progress=False,
+    train(tiny_cfg(recipe="uota-simclr", data_options={"n": 64}, eval_size=64), out, progress=False,
           callbacks=[ViewWeightRecorder(probe=16, path=out / "view_weights.pt")])
     return out
 
@@ -88,11 +70,11 @@ def test_floor_rows_recompute_a_broken_cache(kind, tmp_path, monkeypatch, capsys
                         lambda *a, **k: calls.append(1) or {n: {"knn_label": 0.5} for n in gpsviz.evaluate.FLOOR_NAMES})
     path = tmp_path / "results.json"
     path.write_bytes(BROKEN[kind])
-    rows = config_floor_rows(_tiny_cfg(), "shapes", 0, path)
+    rows = config_floor_rows(tiny_cfg(), "shapes", 0, path)
     assert calls == [1] and [r["name"] for r in rows] == list(gpsviz.evaluate.FLOOR_NAMES)
     assert f"{path} is unreadable" in capsys.readouterr().out
     assert json.loads(path.read_text())["rows"] == rows                         # the cache was rewritten
-    assert config_floor_rows(_tiny_cfg(), "shapes", 0, path) == rows and calls == [1]   # and is used now
+    assert config_floor_rows(tiny_cfg(), "shapes", 0, path) == rows and calls == [1]   # and is used now
 
 
 def test_cassle_analysis_recomputes_a_truncated_cache(tiny_run, tmp_path, monkeypatch, capsys, tiny_pair):

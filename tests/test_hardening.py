@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import edited_copy
 from gpsviz.checkpoint import load_checkpoint
 from gpsviz.cli import main
 from gpsviz.data import load_dataset, make_shapes
@@ -292,14 +293,6 @@ def trained(tmp_path_factory, tiny):
     return out
 
 
-def _edit_checkpoint(src: Path, dst: Path, edit) -> Path:
-    shutil.copytree(src, dst)
-    ck = torch.load(dst / "checkpoint.pt", weights_only=True)
-    edit(ck)
-    torch.save(ck, dst / "checkpoint.pt")
-    return dst
-
-
 @pytest.mark.parametrize("edit,needle", [
     (lambda ck: ck.pop("backbone"), "no 'backbone'"),
     (lambda ck: ck.pop("model"), "no 'model'"),
@@ -311,7 +304,7 @@ def _edit_checkpoint(src: Path, dst: Path, edit) -> Path:
     (lambda ck: ck["config"].pop("backbone"), "backbone"),
 ])
 def test_hand_edited_checkpoints(tmp_path, trained, tiny, edit, needle):
-    run = _edit_checkpoint(trained, tmp_path / "edited", edit)
+    run = edited_copy(trained, tmp_path / "edited", edit)
     with pytest.raises(CheckpointError, match=needle):
         ck = load_checkpoint(run)
         if "model" in needle or "generator" in needle:

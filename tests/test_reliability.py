@@ -9,27 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import edited_copy, tiny_cfg
 from gpsviz.callbacks import Callback
 from gpsviz.checkpoint import load_checkpoint
-from gpsviz.config import TrainConfig
 from gpsviz.errors import CheckpointError, ConfigError, DataError, GpsvizError
 from gpsviz.evaluate import evaluate_run
 from gpsviz.train import TrainingDiverged, train
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(epochs=1, batch_size=32, eval_every=0, proj_hidden=32, proj_dim=16, pred_hidden=32, device="cpu",
-                precision="fp32", data_options={"n": 96})
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def finished(tiny_pair, tmp_path_factory):
-    """A finished 1-epoch run (shared by read-only tests)."""
-    out = tmp_path_factory.mktemp("finished") / "run"
-    train(tiny_cfg(), out, progress=False, data=tiny_pair)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ data loss
@@ -147,15 +132,11 @@ def test_non_finite_buffers_stop_the_run_and_no_checkpoint_is_written(tiny_pair,
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_a_checkpoint_with_non_finite_weights_is_refused(finished, tmp_path):
-    import shutil
-
-    bad = tmp_path / "bad"
-    shutil.copytree(finished, bad)
-    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
-    name = next(k for k in ck["backbone"] if k.endswith("running_var"))
-    ck["backbone"][name][0] = float("inf")
-    torch.save(ck, bad / "checkpoint.pt")
+def test_a_checkpoint_with_non_finite_weights_is_refused(tiny_run, tmp_path):
+    def poison(ck):
+        name = next(k for k in ck["backbone"] if k.endswith("running_var"))
+        ck["backbone"][name][0] = float("inf")
+    bad = edited_copy(tiny_run, tmp_path / "bad", poison)
     with pytest.raises(CheckpointError, match="NaN/inf"):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="NaN/inf"):
@@ -218,7 +199,7 @@ def test_the_cli_expands_a_quoted_tilde(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ tracebacks
-def test_evaluating_an_rgb_run_on_grey_data_is_a_clear_error(finished):
+def test_evaluating_an_rgb_run_on_grey_data_is_a_clear_error(tiny_run):
     from gpsviz.data import from_arrays
 
     grey = from_arrays(torch.randint(0, 255, (40, 32, 32), dtype=torch.uint8).numpy(), labels=[i % 4 for i in
@@ -227,34 +208,29 @@ def test_evaluating_an_rgb_run_on_grey_data_is_a_clear_error(finished):
                                                                                                range(20)])
     grey.split, test.split = "train", "test"
     with pytest.raises(DataError, match="3-channel"):
-        evaluate_run(finished, data=(grey, test), write=False, targets=["label"], probes=["knn"])
+        evaluate_run(tiny_run, data=(grey, test), write=False, targets=["label"], probes=["knn"])
 
 
-def test_hand_edited_backbone_options_in_a_checkpoint_are_a_clear_error(finished, tmp_path):
-    import shutil
-
-    bad = tmp_path / "bad"
-    shutil.copytree(finished, bad)
-    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
-    ck["config"]["backbone_options"] = {"width": "wide"}
-    torch.save(ck, bad / "checkpoint.pt")
+def test_hand_edited_backbone_options_in_a_checkpoint_are_a_clear_error(tiny_run, tmp_path):
+    bad = edited_copy(tiny_run, tmp_path / "bad", lambda ck: ck["config"].__setitem__("backbone_options",
+                                                                                       {"width": "wide"}))
     with pytest.raises(CheckpointError, match="backbone"):
         evaluate_run(bad, probes=["knn"], targets=["label"])
 
 
 # ------------------------------------------------------------------------------------------------ provenance
-def test_a_run_records_what_produced_it(finished):
-    rec = json.loads((finished / "provenance.json").read_text())
+def test_a_run_records_what_produced_it(tiny_run):
+    rec = json.loads((tiny_run / "provenance.json").read_text())
     assert rec["precision"] == "fp32" and rec["channels_last"] is False
     assert rec["world_size"] == 1 and rec["device"] == "cpu" and rec["device_name"]
     assert rec["torch"] == str(torch.__version__) and rec["gpsviz"]
     (session,) = rec["sessions"]
     assert session["epochs"] == [0, 1] and session["wall_s"] > 0 and session["cpu_s"] > 0 and session["end"]
-    assert load_checkpoint(finished)["provenance"] == rec
+    assert load_checkpoint(tiny_run)["provenance"] == rec
 
 
-def test_results_carry_the_checkpoint_and_provenance(finished, tiny_pair):
-    res = evaluate_run(finished, targets=["label"], probes=["knn"], data=tiny_pair, write=False)
+def test_results_carry_the_checkpoint_and_provenance(tiny_run, tiny_pair):
+    res = evaluate_run(tiny_run, targets=["label"], probes=["knn"], data=tiny_pair, write=False)
     assert len(res["checkpoint"]) == 16 and res["provenance"]["precision"] == "fp32"
     from gpsviz.reproduce import provenance_note
 
@@ -302,19 +278,19 @@ def test_unlabelled_images_cannot_feed_labels(tiny_pair, tmp_path):
         evaluate_run(tmp_path / "ssl", targets=["label"], probes=["linear"], write=False, data=(tr, te))
 
 
-def test_a_folder_where_the_checkpoint_should_be_and_garbage_bytes_are_clear_errors(finished, tmp_path,
+def test_a_folder_where_the_checkpoint_should_be_and_garbage_bytes_are_clear_errors(tiny_run, tmp_path,
                                                                                      monkeypatch):
     import shutil
 
     d = tmp_path / "dir"
-    shutil.copytree(finished, d)
+    shutil.copytree(tiny_run, d)
     (d / "checkpoint.pt").unlink()
     (d / "checkpoint.pt").mkdir()
     with pytest.raises(CheckpointError, match="not a file"):
         evaluate_run(d, probes=["knn"], targets=["label"])
     monkeypatch.setattr(torch, "load", lambda *a, **k: [].pop())       # what some garbage bytes raise inside
     with pytest.raises(CheckpointError, match="not a readable"):
-        load_checkpoint(finished)
+        load_checkpoint(tiny_run)
 
 
 def test_an_out_name_longer_than_the_file_system_allows_is_a_clear_error(tiny_pair, tmp_path):
@@ -322,22 +298,17 @@ def test_an_out_name_longer_than_the_file_system_allows_is_a_clear_error(tiny_pa
         train(tiny_cfg(), tmp_path / ("n" * 300), progress=False, data=tiny_pair)
 
 
-def test_sensitivity_tools_refuse_grey_images_for_an_rgb_run_and_edited_model_options(finished, tmp_path):
-    import shutil
-
+def test_sensitivity_tools_refuse_grey_images_for_an_rgb_run_and_edited_model_options(tiny_run, tmp_path):
     from gpsviz.sensitivity import family_config, load_run, param_prediction, view_similarity
 
-    run = load_run(finished)
+    run = load_run(tiny_run)
     grey = torch.randint(0, 255, (8, 1, 32, 32), dtype=torch.uint8)
     with pytest.raises(DataError, match="3-channel"):
         view_similarity(run, grey, family_config("colour"))
     with pytest.raises(DataError, match="3-channel"):
         param_prediction(run, grey, grey)
-    bad = tmp_path / "bad"
-    shutil.copytree(finished, bad)
-    ck = torch.load(bad / "checkpoint.pt", weights_only=True)
-    ck["config"]["backbone_options"] = {"width": "abc"}
-    torch.save(ck, bad / "checkpoint.pt")
+    bad = edited_copy(tiny_run, tmp_path / "bad", lambda ck: ck["config"].__setitem__("backbone_options",
+                                                                                       {"width": "abc"}))
     with pytest.raises(CheckpointError, match="cannot be built"):
         load_run(bad)
 
@@ -356,7 +327,7 @@ def test_nproc_per_node_reports_an_error_as_one_line_and_records_the_world_size(
     rec = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert rec["world_size"] == 2 and rec["backend"] == "gloo"
     again = subprocess.run(base[:4] + ["--nproc-per-node", "2"] + base[4:], env=env, capture_output=True,
-                           text=True, timeout=300)             # the processes meet the error (a finished run)
+                           text=True, timeout=300)             # the processes meet the error (a tiny_run run)
     lines = [ln for ln in again.stderr.splitlines() if ln.strip()]
     assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-2000:]
     assert [ln for ln in lines if ln.startswith("error:")] == lines[-1:] and "already holds a run" in lines[-1]
