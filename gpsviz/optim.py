@@ -68,11 +68,10 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, final_
 
 def lr_with_restart(step: int, total_steps: int, warmup_steps: int, base_lr: float, restart_step: int | None = None,
                     factor: float = 2.0, final_fraction: float = 0.0) -> float:
-    """:func:`lr_at`, and from ``restart_step`` on a fresh cosine from ``factor * base_lr`` down to
-    ``final_fraction * base_lr`` at ``total_steps`` (UOTA's reference restart at the end of its warm-up, factor 2).
-    ``restart_step`` None (or ≥ total_steps) = no restart."""
+    """:func:`lr_at`, multiplied by ``factor`` from ``restart_step`` on: the same cosine curve, raised (UOTA's
+    reference doubles the learning rate at the end of its weighting warm-up and keeps the schedule; it does not
+    start a new cosine). ``restart_step`` None (or ≥ total_steps) = no restart."""
+    lr = lr_at(step, total_steps, warmup_steps, base_lr, final_fraction)
     if restart_step is None or step < restart_step or restart_step >= total_steps:
-        return lr_at(step, total_steps, warmup_steps, base_lr, final_fraction)
-    t = min(1.0, (step - restart_step) / max(1, total_steps - restart_step))
-    low, high = base_lr * final_fraction, base_lr * factor
-    return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * t))
+        return lr
+    return factor * lr

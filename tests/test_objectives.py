@@ -148,6 +148,11 @@ def test_byol_momentum_schedule() -> None:
     assert byol_momentum(50, 100) == pytest.approx(0.995)
     assert byol_momentum(0, 10, base=0.996) == pytest.approx(0.996)
     assert byol_momentum(500, 100) == pytest.approx(1.0)                # clamped
+    # the cosine form τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2, pinned where it differs from a linear ramp (at k = K/2
+    # both give 0.995): at k = K/4 cosine gives 0.991464, linear 0.9925
+    assert byol_momentum(25, 100) == pytest.approx(1 - 0.01 * (math.cos(math.pi / 4) + 1) / 2, abs=1e-12)
+    assert byol_momentum(25, 100) == pytest.approx(0.9914645, abs=1e-7)
+    assert byol_momentum(75, 100) == pytest.approx(0.9985355, abs=1e-7)
     ms = [byol_momentum(t, 20) for t in range(21)]
     assert all(a <= b for a, b in zip(ms, ms[1:]))
 

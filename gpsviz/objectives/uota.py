@@ -11,8 +11,8 @@ The loss is Σ w·loss_view. Before ``start`` (a fraction of training, the refer
 the weights are uniform; the UOTA weights are computed at every step all the same and returned in the step's
 outputs as ``uota_weights`` (M, × world size, this process's rows; sum 1 over the global batch) with
 ``uota_distance`` (u, M), so a diagnostic can follow them through the warm-up (``weights`` is what the loss used).
-The reference also restarts its cosine learning-rate schedule at twice the base rate at that point: the option
-``restart_lr`` (a factor, 0 = off, the default; the reference's 2.0) asks the training loop for that restart
+The reference also doubles its learning rate at that point, on the same cosine curve: the option ``restart_lr``
+(a factor, 0 = off, the default; the reference's 2.0) asks the training loop for it
 (:func:`gpsviz.optim.lr_with_restart`).
 """
 from __future__ import annotations
@@ -65,8 +65,8 @@ class UOTAWeighting(Weighting):
         tau: τ_u, the temperature of the softmax over −distances (reference 350).
         start: fraction of training after which weighting starts (uniform before).
         eps: added to Σ's diagonal.
-        restart_lr: 0 (default) keeps the run's one learning-rate schedule; a factor f > 0 restarts the cosine
-            schedule at f × the base rate when weighting starts (the reference: 2.0), decaying to 0 at the end."""
+        restart_lr: 0 (default) keeps the run's one learning-rate schedule; a factor f > 0 multiplies the same
+            cosine schedule by f from the moment weighting starts (the reference: 2.0)."""
 
     options = {
         "tau": Opt(float, 1e-3, 1e6, note="temperature of the softmax over −distances; reference 350"),
