@@ -147,9 +147,15 @@ def restore(ck: dict[str, Any], path: str | Path, model: torch.nn.Module, optimi
 
 def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """The trained backbone of a run (eval mode) and the run's config dict."""
+    ck = load_checkpoint(path)
+    return backbone_of(ck, resolve_checkpoint_path(path), device), ck["config"]
+
+
+def backbone_of(ck: dict[str, Any], path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained backbone (eval mode) of a checkpoint already loaded from ``path`` (:func:`load_checkpoint`);
+    CheckpointError naming ``path`` when its config cannot build it or its weights do not fit."""
     from gpsviz.models import build_backbone
 
-    ck = load_checkpoint(path)
     cfg = ck["config"]
     if not isinstance(cfg.get("backbone"), str):
         raise CheckpointError(f"{path}: its config names no backbone (hand-edited or damaged checkpoint)")
@@ -165,5 +171,5 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
         raise CheckpointError(f"{path}: its config's backbone options {options} are invalid "
                               f"({type(e).__name__}: {str(e)[:200]}); the checkpoint was edited or damaged. Use "
                               f"the original file or train again.") from None
-    load_state(backbone, ck["backbone"], resolve_checkpoint_path(path), "backbone")
-    return backbone.to(device).eval(), cfg
+    load_state(backbone, ck["backbone"], path, "backbone")
+    return backbone.to(device).eval()

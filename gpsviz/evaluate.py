@@ -196,7 +196,7 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     The results carry the ``checkpoint`` digest they were measured on and the run's ``provenance`` summary
     (precision, device, versions: :func:`gpsviz.provenance.summary`); results of an earlier model in the folder
     are dropped when they are merged (:func:`gpsviz.runfolder.merge_results`)."""
-    from gpsviz.checkpoint import checkpoint_digest, load_backbone, load_checkpoint
+    from gpsviz.checkpoint import backbone_of, checkpoint_digest, load_checkpoint, resolve_checkpoint_path
     from gpsviz.provenance import summary
     from gpsviz.recipes import TrainConfig
     from gpsviz.runs import load_data
@@ -207,7 +207,8 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
         raise DataError(f"unknown probe(s) {', '.join(map(repr, bad))}; choose from {', '.join(PROBES)}")
     digest = checkpoint_digest(run_dir)
     ck = load_checkpoint(run_dir)
-    backbone, cfg_dict = load_backbone(run_dir, device=resolve_device(device) if device else "cpu")
+    backbone = backbone_of(ck, resolve_checkpoint_path(run_dir), device=resolve_device(device) if device else "cpu")
+    cfg_dict = ck["config"]
     cfg = TrainConfig.from_dict(cfg_dict)
     train_ds, test_ds = data if data is not None else load_data(cfg)
     for ds in (train_ds, test_ds):

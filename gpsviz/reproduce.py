@@ -324,11 +324,10 @@ def provenance_note(rows: list[dict[str, Any]]) -> str:
 def _legacy_reproduction(folder: Path, experiment: str) -> bool:
     """Whether ``folder`` (without ``settings.json``) is a reproduction of ``experiment`` made before settings
     were recorded: its ``results.json`` names the experiment, or it holds nothing but the ``runs`` folder."""
-    try:
-        res = json.loads((folder / "results.json").read_text())
-        return isinstance(res, dict) and res.get("experiment") == experiment
-    except (OSError, ValueError):
+    res = read_json(folder / "results.json")           # missing or unreadable: None
+    if res is None:
         return {e.name for e in folder.iterdir()} <= {"runs"}
+    return isinstance(res, dict) and res.get("experiment") == experiment
 
 
 def output_folder(experiment: str, scale: str, n_seeds: int, epochs: int | None, datasets: Sequence[str] | None,

@@ -36,7 +36,7 @@ RUN_FILES = ("checkpoint.pt", "config.json", "history.csv", "results.json", "pro
 #: Files measured on a run's model (probes, analyses, recorded view weights): a fresh training in the folder
 #: removes them, since they describe the model it replaces.
 DERIVED_FILES = ("results.json", "conditions.json", "cassle_analysis.json", "view_weights.pt")
-RESULT_META = ("run", "recipe", "aug", "seed", "data", "checkpoint")
+RESULT_META = ("run", "recipe", "aug", "seed", "data")
 
 try:  # pragma: no cover - platform dependent
     import fcntl
@@ -278,17 +278,12 @@ def merge_results(path: str | os.PathLike, results: dict[str, Any]) -> dict[str,
     checkpoint (equal ``checkpoint`` digest, see :func:`gpsviz.checkpoint.checkpoint_digest`) and describe the same
     run (equal ``recipe``, ``aug``, ``seed``, ``data``); otherwise they belong to an earlier model and are dropped.
     New values replace old ones of the same target/probe. An unreadable ``results.json`` is replaced."""
-    from gpsviz.utils import atomic_write_json
+    from gpsviz.utils import atomic_write_json, read_json
 
     folder = Path(path)
     with run_lock(folder):
-        old: dict[str, Any] = {}
-        try:
-            loaded = json.loads((folder / "results.json").read_text())
-            if isinstance(loaded, dict):
-                old = loaded
-        except (OSError, ValueError):
-            pass
+        loaded = read_json(folder / "results.json")           # missing or unreadable: None
+        old: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
         if any(k in old and k in results and old[k] != results[k] for k in RESULT_META if k != "run") or \
                 old.get("checkpoint") is None or old.get("checkpoint") != results.get("checkpoint"):
             old = {}                         # results of an earlier model in this folder

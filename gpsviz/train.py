@@ -139,6 +139,7 @@ class _Loop:
         self.ckpt_path = out_dir / "checkpoint.pt"
         self.data_digest = dataset_digest(self.train_ds)
         self.provenance = None                                       # a provenance.Session, opened by start()
+        self.earlier_provenance = None                               # the restored checkpoint's record
 
     def start(self, earlier: dict | None) -> None:
         """Open this call's provenance session (``earlier``: the record of the restored checkpoint)."""
@@ -301,7 +302,6 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool, data: 
 
         data = load_splits(cfg.data, cfg.data_options)
     loop = _Loop(cfg, out_dir, data, cbs)
-    loop.earlier_provenance = None
     restored = False
     if resume and D.broadcast_object(loop.ckpt_path.exists()):
         restored = loop.restore()
