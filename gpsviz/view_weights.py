@@ -36,6 +36,10 @@ FILE_NAME = "view_weights.pt"
 #: Per-view fields of the log (each a tensor with one row per recorded view).
 FIELDS = ("epoch", "step", "row", "instance", "slot", "is_global", "weight", "uota_weight", "uota_distance",
           "per_view", "applied", "params")
+#: Diagnostic fields (logs written before they existed lack them; they load as NaN): the step's Euclidean and
+#: Ledoit–Wolf-shrunk distances of each view (:func:`gpsviz.objectives.uota.uota_distances`), and the step's
+#: shrinkage α and share of Σ's trace in its 8 largest eigenvalues, repeated on each of its views.
+DIAGNOSTIC_FIELDS = ("uota_euclidean", "uota_shrunk", "lw_alpha", "sigma_top8")
 
 
 @dataclass
@@ -143,7 +147,18 @@ class ViewWeightRecorder(Callback):
             "weight": w[keep], "uota_weight": uw[keep], "uota_distance": ud[keep],
             "per_view": _cpu(outputs["per_view"]).float()[keep], "applied": applied[keep],
             "params": _cpu(batch.params.values).float()[keep],
+            **self._diagnostics(outputs, w.shape[0], keep),
         })
+
+    @staticmethod
+    def _diagnostics(outputs: dict[str, Any], m: int, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        nan = torch.full((m,), float("nan"))
+        sigma = outputs.get("uota_sigma")
+        sigma = _cpu(sigma).float() if sigma is not None else torch.full((3,), float("nan"))
+        got = {"uota_euclidean": outputs.get("uota_euclidean"), "uota_shrunk": outputs.get("uota_shrunk")}
+        got = {k: _cpu(v).float() if v is not None else nan for k, v in got.items()}
+        got.update(lw_alpha=sigma[0].expand(m), sigma_top8=sigma[1].expand(m))
+        return {k: v[keep] for k, v in got.items()}
 
     def on_epoch(self, row: dict[str, float]) -> None:
         if self._parts:
@@ -159,7 +174,8 @@ class ViewWeightRecorder(Callback):
         """Everything recorded so far (finished epochs and the running one)."""
         parts = self._done + ([_cat(self._parts)] if self._parts else [])
         if not parts:
-            return ViewWeightLog({f: torch.empty((0, len(PARAM_NAMES)) if f == "params" else (0,)) for f in FIELDS})
+            return ViewWeightLog({f: torch.empty((0, len(PARAM_NAMES)) if f == "params" else (0,))
+                                  for f in FIELDS + DIAGNOSTIC_FIELDS})
         return ViewWeightLog(_cat(parts))
 
     def save(self, path: str | Path) -> Path:
@@ -177,7 +193,7 @@ def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 #: The kind each field must have: "int" (stored as int64), "bool", or "float" (float32; NaN allowed).
 _KINDS = {"epoch": "int", "step": "int", "row": "int", "instance": "int", "slot": "int", "is_global": "bool",
           "weight": "float", "uota_weight": "float", "uota_distance": "float", "per_view": "float",
-          "applied": "bool", "params": "float"}
+          "applied": "bool", "params": "float", **{f: "float" for f in DIAGNOSTIC_FIELDS}}
 
 
 def load_view_weights(path: str | Path) -> ViewWeightLog:
@@ -209,12 +225,15 @@ def load_view_weights(path: str | Path) -> ViewWeightLog:
     if tuple(names) != tuple(PARAM_NAMES):
         raise CheckpointError(f"{p} records the parameter columns {list(names)}, not this gpsviz version's "
                               f"{list(PARAM_NAMES)}; {redo}")
-    bad = [f"{f} ({type(raw[f]).__name__})" for f in FIELDS if not isinstance(raw[f], torch.Tensor)]
+    if isinstance(raw["epoch"], torch.Tensor) and raw["epoch"].ndim == 1:    # diagnostics: absent in older logs
+        raw = {**{f: torch.full(raw["epoch"].shape, float("nan")) for f in DIAGNOSTIC_FIELDS}, **raw}
+    bad = [f"{f} ({type(raw[f]).__name__})" for f in FIELDS + DIAGNOSTIC_FIELDS
+           if f in raw and not isinstance(raw[f], torch.Tensor)]
     if bad:
         raise CheckpointError(f"{p}: the fields {', '.join(bad)} are not tensors; {redo}")
     n = int(raw["epoch"].shape[0]) if raw["epoch"].ndim >= 1 else -1
     data: dict[str, torch.Tensor] = {}
-    for f in FIELDS:
+    for f in FIELDS + DIAGNOSTIC_FIELDS:
         t, want = raw[f], ((n, len(PARAM_NAMES)) if f == "params" else (n,))
         if tuple(t.shape) != want:
             raise CheckpointError(f"{p}: field {f!r} has shape {tuple(t.shape)}, expected {want} (one row per "

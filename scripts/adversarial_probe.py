@@ -1636,7 +1636,7 @@ SLOT_OPTIONS = {   # (recipe, slot, option): today's options of each ingredient 
     ("cissl", "objective"): ["teacher_hidden", "temperature"],
     ("dissl", "objective"): ["lam", "beta", "teacher_temperature", "student_temperature", "teacher_hidden",
                              "bottleneck"],
-    ("swav", "objective"): ["prototypes", "temperature", "epsilon", "iterations", "freeze_epochs"],
+    ("swav", "objective"): ["prototypes", "temperature", "epsilon", "iterations", "freeze_epochs", "queue_length", "queue_start_epoch"],
     ("uota-simclr", "weighting"): ["tau", "start", "eps", "restart_lr"],
 }
 BAD_VALUES = ["abc", float("nan"), float("inf"), -float("inf"), -10**9, {"zz": 1}, []]

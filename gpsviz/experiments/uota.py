@@ -29,7 +29,7 @@ from gpsviz.reproduce import (config_floor_rows, format_table, read_finished, re
 from gpsviz.utils import atomic_write_json, read_json_file
 
 __all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
-           "notebook_runs", "comparison_table"]
+           "notebook_runs", "comparison_table", "miss_rate_sweep", "SWEEP_SCALES"]
 
 #: Multi-crop at 32 px: 2 global views + 4 local 16 px views (the recipes' setting).
 MULTICROP = {"global_views": 2, "local_views": 4, "local_size": 16, "local_scale": (0.05, 0.3)}
@@ -51,14 +51,19 @@ UOTA_SCALES: dict[str, dict[str, Any]] = {
     "small": dict(seeds=3, probe=500, common=dict(
         data="shapes", data_options={"n": 2000, "clutter": CLUTTER}, aug="strong", epochs=5, batch_size=128,
         lr=1e-3, precision="fp32", eval_every=0, weighting_options={"start": 0.5})),
-    # GPU settings: CIFAR-10, ResNet-18, 200 epochs, LARS; SwAV with 3000 prototypes; UOTA from epoch 100 of 200
+    # GPU settings: CIFAR-10, ResNet-18, 200 epochs, LARS; SwAV with 3000 prototypes and the reference's queue
+    # (3840 rows per global crop from epoch 15); UOTA from epoch 100 of 200
     # with the reference's learning-rate restart at twice the base rate (τ_u = 350)
     "full": dict(seeds=3, probe=2000, common=dict(
         data="cifar10", data_options={}, aug="simclr", epochs=200, batch_size=256, optimizer="lars", lr=0.6,
         weight_decay=1e-6, warmup_epochs=10, backbone="resnet18", proj_hidden=2048, proj_dim=128,
-        weighting_options={"start": 0.5, "tau": 350.0, "restart_lr": 2.0}), swav={"prototypes": 3000}),
+        weighting_options={"start": 0.5, "tau": 350.0, "restart_lr": 2.0}),
+        swav={"prototypes": 3000, "queue_length": 3840, "queue_start_epoch": 15}),
 }
 ACC_METRICS = ["linear_label", "knn_label"]
+#: Per-epoch diagnostics of :func:`weight_analysis` beside UOTA's own AUROC: the AUROC of the Euclidean and of the
+#: Ledoit–Wolf-shrunk distance (same views, same instance means), the shrinkage α and Σ's top-8 trace share.
+DIAGNOSTICS = ("auroc_euclidean", "auroc_shrunk", "lw_alpha", "sigma_top8")
 
 
 def _uses_uota(recipe: str, overrides: dict[str, Any]) -> bool:
@@ -136,8 +141,9 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
     """Score a UOTA run's recorded view weights against the object coverage, per epoch.
 
     Returns ``{"epochs": [...], "auroc": [...], "auroc_local": [...], "spearman": [...], "pearson": [...],
-    "miss_rate": [...], "applied": [...]}`` (one value per recorded epoch) and the last epoch's values as
-    ``final_<key>``. ``dataset``: the training split (loaded from the run's config when None)."""
+    "miss_rate": [...], "applied": [...]}`` plus the :data:`DIAGNOSTICS` (one value per recorded epoch; NaN for a
+    log recorded before they existed) and the last epoch's values as ``final_<key>``. ``dataset``: the training
+    split (loaded from the run's config when None)."""
     import torch
 
     from gpsviz.diagnostics import uota_auroc, uota_report
@@ -153,7 +159,9 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
     gt = ground_truth(log, dataset, threshold)
     score = log.scores()
     out: dict[str, Any] = {k: [] for k in ("epochs", "auroc", "auroc_local", "spearman", "pearson", "miss_rate",
-                                           "applied")}
+                                           "applied") + DIAGNOSTICS}
+    # the diagnostics rank views by −distance (a far view = a low weight), as UOTA's weight does
+    diag = {"auroc_euclidean": -log.data["uota_euclidean"], "auroc_shrunk": -log.data["uota_shrunk"]}
     for e in log.epochs:
         sel = log.data["epoch"] == e
         rep = uota_report(score[sel], gt["coverage"][sel], threshold)
@@ -163,10 +171,15 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
         out["applied"].append(bool(log.data["applied"][sel].any()))
         for k in ("auroc", "spearman", "pearson", "miss_rate"):
             out[k].append(rep[k])
-    for k in ("auroc", "auroc_local", "spearman", "pearson", "miss_rate"):
+        for k, s in diag.items():
+            out[k].append(uota_auroc(s[sel], gt["coverage"][sel], threshold)
+                          if not bool(torch.isnan(s[sel]).all()) else float("nan"))
+        for k, f in (("lw_alpha", "lw_alpha"), ("sigma_top8", "sigma_top8")):
+            v = log.data[f][sel]
+            out[k].append(float(v.nanmean()) if not bool(torch.isnan(v).all()) else float("nan"))
+    for k in ("auroc", "auroc_local", "spearman", "pearson", "miss_rate") + DIAGNOSTICS:
         out["final_" + k] = out[k][-1] if out[k] else float("nan")
     out["views_per_epoch"] = int(len(log) / max(1, len(log.epochs)))
-    del torch
     return out
 
 
@@ -191,9 +204,11 @@ def _ms(vals: list[float], digits: int = 2) -> str:
 
 def weight_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: the UOTA runs' ground-truth scores at the last epoch (mean ± std over seeds)."""
-    keys = ("final_auroc", "final_auroc_local", "final_spearman", "final_pearson", "final_miss_rate")
-    lines = ["| method | seeds | AUROC (all views) | AUROC (local views) | Spearman | Pearson | share missing |",
-             "|---|---|---|---|---|---|---|"]
+    keys = ("final_auroc", "final_auroc_local", "final_auroc_euclidean", "final_auroc_shrunk", "final_spearman",
+            "final_miss_rate", "final_sigma_top8")
+    lines = ["| method | seeds | AUROC (all views) | AUROC (local views) | AUROC Euclidean | AUROC shrunk Σ | "
+             "Spearman | share missing | Σ top-8 share |",
+             "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         if "final_auroc" in r:
@@ -326,3 +341,70 @@ def comparison_table(runs: dict[str, str | Path], seed: int = 0):
             rows.append({"method": f"{name} (floor)", "linear_label": 100 * f["linear_label"],
                          "knn_label": 100 * f["knn_label"]})
     return pd.DataFrame(rows).round(3)
+
+
+# ---------------------------------------------------------------------------------------------- miss-rate sweep
+#: Local crop scales of :func:`miss_rate_sweep`, smallest crops (most misses) first.
+SWEEP_SCALES: tuple[tuple[float, float], ...] = ((0.02, 0.08), (0.05, 0.3), (0.15, 0.5), (0.4, 0.9))
+
+
+def miss_rate_sweep(run_dir: str | Path, local_scales: Sequence[tuple[float, float]] = SWEEP_SCALES,
+                    n_images: int = 512, batch_size: int | None = None, seed: int = 0, threshold: float = 0.10):
+    """How well each distance finds the local views that miss the object, as the miss rate grows.
+
+    The run's trained backbone + projector embed fresh multi-crop views (2 global + 4 local, the run's preset) of
+    the first ``n_images`` training images, once per local crop scale in ``local_scales`` (smaller crops miss the
+    cluttered world's object more often). Distances are computed per batch of ``batch_size`` images (default: the
+    run's), as in training: UOTA's pooled Mahalanobis, the Euclidean one and the Ledoit–Wolf-shrunk one
+    (:func:`gpsviz.objectives.uota.uota_distances`); each is scored by the AUROC with which a large distance finds
+    the local views whose object coverage is below ``threshold``. The embedding is fixed, so the sweep isolates
+    what the miss rate does to the weighting. Returns a pandas DataFrame, one row per scale: ``local_scale``,
+    ``miss_rate`` (local views), ``auroc_mahalanobis`` / ``auroc_euclidean`` / ``auroc_shrunk`` (local views),
+    ``lw_alpha`` and ``sigma_top8`` (means over the batches)."""
+    import pandas as pd
+    import torch
+
+    from gpsviz.augment.coverage import view_coverage
+    from gpsviz.augment.views import MultiCrop
+    from gpsviz.diagnostics import uota_auroc
+    from gpsviz.objectives.uota import uota_distances
+    from gpsviz.positives import build_positives
+    from gpsviz.runs import load_data
+    from gpsviz.sensitivity import load_run
+
+    run = load_run(run_dir)
+    cfg = run.config
+    ds = load_data(cfg)[0]
+    if getattr(ds, "masks", None) is None:
+        raise ConfigError(f"miss_rate_sweep: run {run_dir} was not trained on the shapes world with clutter, so its "
+                          "views have no object coverage; use a run of notebook 04 or `reproduce uota`")
+    n = min(int(n_images), len(ds))
+    bs = int(batch_size or cfg.batch_size)
+    mc_opts = dict(MULTICROP, **(cfg.views_options or {}))
+    rows = []
+    for scale in local_scales:
+        mc = MultiCrop(global_views=mc_opts["global_views"], local_views=mc_opts["local_views"],
+                       local_size=mc_opts["local_size"], local_scale=tuple(scale))
+        mc.configure(cfg.aug, cfg.strength, run.image_size)
+        g = torch.Generator().manual_seed(seed)
+        dist: dict[str, list] = {k: [] for k in ("mahalanobis", "euclidean", "shrunk")}
+        cover, local, sig = [], [], []
+        for start in range(0, n, bs):
+            anchors = torch.arange(start, min(n, start + bs))
+            batch = mc(ds.images, build_positives("self").plan(anchors, generator=g), generator=g)
+            z = torch.cat([run.embed(v)[1] for v in batch.views])
+            d = uota_distances(z, batch.instance_ids, batch.is_global)
+            for k in dist:
+                dist[k].append(d[k])
+            sig.append((float(d["alpha"]), float(d["top8_share"])))
+            cover.append(view_coverage(ds.masks, batch.rows, batch.params))
+            local.append(~batch.is_global)
+        cov, loc = torch.cat(cover), torch.cat(local)
+        valid = cov[loc][~torch.isnan(cov[loc])]
+        row = {"local_scale": f"{scale[0]:g}–{scale[1]:g}", "miss_rate": float((valid < threshold).float().mean())}
+        for k, parts in dist.items():
+            row[f"auroc_{k}"] = uota_auroc(-torch.cat(parts)[loc], cov[loc], threshold)
+        row["lw_alpha"] = statistics.fmean(a for a, _ in sig)
+        row["sigma_top8"] = statistics.fmean(t for _, t in sig)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,13 +1,40 @@
 """SwAV: online clustering with swapped prediction (the baseline objective UOTA was shown with).
 
-    z = normalize(projector(backbone(view)))            # M×p
-    scores = z · Cᵀ                                       # M×K, C = L2-normalised prototypes
-    q = sinkhorn(scores of the global views)             # G×K codes, equal use of prototypes over the batch
-    loss_t = mean_{s global, s ≠ t, same instance} −Σ_k q_s[k] · log softmax(scores_t / τ)[k]
+As the reference (facebookresearch/swav ``main_swav.py``, ``crops_for_assign = [0, 1]``; ssl-codelab/uota builds on
+it), per step, with V views per instance of which G are global ("crops"; global crop position s = the view's
+plan slot, 0..G−1):
+
+    z = normalize(projector(backbone(view)))             # M×p
+    scores = z · Cᵀ                                        # M×K, C = L2-normalised prototypes
+    q_s = sinkhorn(scores of crop s's rows)               # one call per global crop position s, over that crop's
+                                                          # rows of the global batch (+ its queue, see below)
+    loss = 1/G Σ_s 1/(V−1) Σ_{t ≠ s} mean_batch CE(q_s, softmax(scores_t / τ))
+
+so every (code s, predicting view t ≠ s) pair of an instance weighs 1/(G(V−1)) — with 2 global + 4 local views
+the two global→global pairs weigh 2/10 = 20 % of the loss. As per-view losses (the weighting averages them):
+
+    loss_t = V/(G(V−1)) · Σ_{s global, s ≠ t, same instance} CE(q_s, p_t)     (V, G: counts of t's instance)
+
+whose uniform mean over the M views equals the reference's loss exactly (and whose UOTA-weighted sum is the
+reference UOTA's Σ w_t·CE, its weights being per predicting view t).
 
 Codes are computed under no gradient with ε = 0.05 and 3 Sinkhorn-Knopp iterations; their sums run over every
-process. Prototypes are frozen (no gradient) for the first ``freeze_epochs`` epochs and re-normalised before
-every step. Local views (multi-crop) only predict.
+process (one Sinkhorn per crop position on every process, so the collectives match). Prototypes are frozen (no
+gradient) for the first ``freeze_epochs`` epochs and re-normalised before every step. Local views (multi-crop) only
+predict.
+
+**Queue** (``queue_length`` > 0; reference 3840 on ImageNet, off by default): one queue per global crop position
+of the most recent L2-normalised projections of that crop's views, ``queue_length // world_size`` rows on each
+process (newest first). From epoch ``queue_start_epoch`` on (reference 15) the queues exist and are filled; once a
+queue is full (as the reference, whose test is "the last row is not all zero"), the scores of its rows with the
+current prototypes are prepended to that crop's scores before Sinkhorn and only the batch's codes are kept. After
+the codes of a step are computed each queue is shifted and the crop's current rows enqueued (training mode only:
+``model.training``). The queue is plain state on the objective, not in ``model`` (not a DDP buffer: each process
+keeps its own rows, as the reference's per-rank queues; Sinkhorn's sums then run over every process's queue and
+batch rows). It is not checkpointed: a resumed run starts with empty queues (the reference saves one per rank) and
+uses them again once they are full, ``queue_length // (world_size · batch rows per crop)`` steps later. Unlike the
+reference, ``queue_length`` is not rounded down to a multiple of the global batch: a queue whose length is not a
+multiple of the batch keeps its newest rows.
 """
 from __future__ import annotations
 
@@ -29,9 +56,11 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -
     """Codes from prototype scores (B×K, this process's rows) by Sinkhorn-Knopp over the global batch.
 
     Returns float32 B×K, rows summing to 1, columns of the global batch summing to about B_all/K each.
-    Computed in float64: exp of scores/ε spans hundreds of e-folds, which float32 flushes to zero."""
+    Computed in float64: exp of scores/ε spans hundreds of e-folds, which float32 flushes to zero. A process
+    may hold no rows (B = 0) while others do: it still takes part in the sums."""
     s = scores.double() / epsilon
-    s = s - D.all_reduce_max(s.max().reshape(1))                       # stable exp, same shift everywhere
+    local_max = s.max().reshape(1) if s.numel() else s.new_full((1,), float("-inf"))
+    s = s - D.all_reduce_max(local_max)                                 # stable exp, same shift everywhere
     q = torch.exp(s).T                                                  # K×B
     k = q.shape[0]
     b_all = D.all_reduce_sum(torch.tensor(float(q.shape[1]), device=q.device, dtype=q.dtype))
@@ -53,9 +82,16 @@ class SwAVObjective(Objective):
         temperature: τ of the prediction softmax (0.1).
         epsilon: Sinkhorn entropy ε (0.05). iterations: Sinkhorn iterations (3).
         freeze_epochs: epochs during which the prototypes get no gradient (1).
+        queue_length: rows of each global crop position's feature queue over all processes (0 = no queue, the
+            default; reference 3840 on ImageNet). queue_start_epoch: the 0-based epoch from which the queues are
+            filled (and used once full; reference 15).
 
-    Positives: the other global views of the same instance (a source that marks positives only in the group
-    ids is refused)."""
+    Attributes:
+        queue: None, or float32 P×(queue_length // world_size)×p (P global crop positions, newest rows first);
+            queue_rows: rows filled so far per position.
+
+    Positives: the other views of the same instance (a source that marks positives only in the group ids is
+    refused)."""
 
     options = {
         "prototypes": Opt(int, 2, 65_536, note="reference 3000 on ImageNet"),
@@ -63,19 +99,35 @@ class SwAVObjective(Objective):
         # below ≈ 0.003, exp(score/ε) underflows float64 and a prototype's codes become 0/0
         "epsilon": Opt(float, 0.005, 10.0, note="Sinkhorn entropy; typical 0.03–0.05"),
         "iterations": Opt(int, 1, 1000, note="Sinkhorn-Knopp iterations; typical 3"),
-        "freeze_epochs": Opt(int, 0, 100_000)}
+        "freeze_epochs": Opt(int, 0, 100_000),
+        "queue_length": Opt(int, 0, 10_000_000, note="rows per global crop over all processes; 0 = no queue; "
+                                                     "reference 3840 on ImageNet"),
+        "queue_start_epoch": Opt(int, 0, 100_000, note="0-based epoch from which the queue fills; reference 15")}
     positives_from = ("instance_ids",)
 
     def __init__(self, prototypes: int = 100, temperature: float = 0.1, epsilon: float = 0.05,
-                 iterations: int = 3, freeze_epochs: int = 1) -> None:
+                 iterations: int = 3, freeze_epochs: int = 1, queue_length: int = 0,
+                 queue_start_epoch: int = 15) -> None:
         check_values("objective 'swav'", SwAVObjective, dict(prototypes=prototypes, temperature=temperature,
                                                              epsilon=epsilon, iterations=iterations,
-                                                             freeze_epochs=freeze_epochs))
+                                                             freeze_epochs=freeze_epochs, queue_length=queue_length,
+                                                             queue_start_epoch=queue_start_epoch))
         self.k, self.temperature, self.epsilon = prototypes, float(temperature), float(epsilon)
         self.iterations, self.freeze_epochs = int(iterations), int(freeze_epochs)
+        self.queue_length, self.queue_start_epoch = int(queue_length), int(queue_start_epoch)
+        self.queue: torch.Tensor | None = None
+        self.queue_rows: list[int] = []
 
     def build(self, model: Any, cfg: Any) -> None:
         model.heads["prototypes"] = nn.Linear(cfg.proj_dim, self.k, bias=False)
+
+    def _start_queue(self, positions: int, dim: int, device: torch.device) -> None:
+        """Create empty queues when they are due (and again, empty, if the crops or feature size changed)."""
+        rows = self.queue_length // D.world_size()
+        q = self.queue
+        if rows > 0 and (q is None or q.shape != (positions, rows, dim) or q.device != device):
+            self.queue = torch.zeros(positions, rows, dim, device=device)
+            self.queue_rows = [0] * positions
 
     def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         proto = model.heads["prototypes"].weight                        # K×p
@@ -84,12 +136,36 @@ class SwAVObjective(Objective):
         c = proto.detach() if batch.epoch < self.freeze_epochs else proto
         with float32_region(out["z"].device):
             z = F.normalize(out["z"].float(), dim=1)                    # M×p
+            dev = z.device
             scores = z @ c.float().T                                    # M×K
-            glob = batch.is_global.to(z.device).nonzero().flatten()     # G
-            q = sinkhorn(scores[glob].detach(), self.epsilon, self.iterations)    # G×K
+            glob = batch.is_global.to(dev).nonzero().flatten()          # G
+            pos = batch.plan.slots.to(dev)[glob].long()                 # G: global crop position of each
+            local_n = pos.max().reshape(1) + 1 if pos.numel() else pos.new_zeros(1)
+            n_pos = int(D.all_reduce_max(local_n).item())               # the same crop loop on every process
+            if self.queue_length > 0 and batch.epoch >= self.queue_start_epoch:
+                self._start_queue(n_pos, z.shape[1], dev)
+            enqueue = self.queue is not None and bool(getattr(model, "training", True))
+            q = scores.new_zeros(glob.shape[0], scores.shape[1])        # G×K codes, in the order of glob
+            with torch.no_grad():
+                for s in range(n_pos):
+                    mine = (pos == s).nonzero().flatten()               # this crop's rows among the globals
+                    crop = scores[glob[mine]].detach()                  # B_s×K
+                    n_queue = 0
+                    if self.queue is not None and self.queue_rows[s] >= self.queue.shape[1]:   # full: use it
+                        crop = torch.cat([self.queue[s] @ c.detach().float().T, crop])
+                        n_queue = self.queue.shape[1]
+                    q[mine] = sinkhorn(crop, self.epsilon, self.iterations)[n_queue:]
+                    if enqueue:                                         # shift, newest rows first
+                        new = z[glob[mine]].detach()
+                        self.queue[s] = torch.cat([new, self.queue[s]])[:self.queue.shape[1]]
+                        self.queue_rows[s] += new.shape[0]
             logp = F.log_softmax(scores / self.temperature, dim=1)      # M×K
             ce = -(logp @ q.T)                                          # M×G: view t predicts code of s
-            inst = batch.instance_ids.to(z.device)
-            pair = other_views_of(inst, inst[glob], torch.arange(z.shape[0], device=z.device), glob)   # M×G
-            per_view = ce.masked_fill(~pair, 0.0).sum(1) / pair.sum(1).clamp(min=1)   # M
+            inst = batch.instance_ids.to(dev)
+            pair = other_views_of(inst, inst[glob], torch.arange(z.shape[0], device=dev), glob)   # M×G
+            _, idx = torch.unique(inst, return_inverse=True)            # compact instance index of each view
+            n_views = torch.bincount(idx).double()                      # V of each instance
+            n_glob = torch.bincount(idx[glob], minlength=n_views.shape[0]).double()               # G of each
+            scale = (n_views / (n_glob.clamp(min=1) * (n_views - 1).clamp(min=1))).float()        # V/(G(V−1))
+            per_view = ce.masked_fill(~pair, 0.0).sum(1) * scale[idx]   # M
         return per_view, {"codes": q, "scores": scores}

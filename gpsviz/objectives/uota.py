@@ -27,7 +27,42 @@ from gpsviz.errors import ConfigError
 from gpsviz.objectives.base import Weighting, float32_region, register_weighting
 from gpsviz.registry import Opt, check_values
 
-__all__ = ["UOTAWeighting", "uota_scores"]
+__all__ = ["UOTAWeighting", "uota_scores", "uota_distances", "ledoit_wolf_shrinkage"]
+
+
+def _deltas(z: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(δ M×D, Σ D×D without ε, M over all processes): each view's offset from its instance's global-view mean
+    (z L2-normalised) and the pooled covariance of the offsets over the global batch."""
+    zn = F.normalize(z.detach().float(), dim=1)                           # M×D
+    inst = instance_ids.to(z.device).long()
+    g = is_global.to(z.device).float()
+    n_inst = int(D.all_reduce_max(inst.max().reshape(1)).item()) + 1      # global ids: largest over ranks
+    sums = torch.zeros(n_inst, zn.shape[1], device=z.device).index_add_(0, inst, zn * g[:, None])
+    counts = torch.zeros(n_inst, device=z.device).index_add_(0, inst, g)
+    sums, counts = D.all_reduce_sum(sums), D.all_reduce_sum(counts)         # instances may span processes
+    if bool((counts[inst] == 0).any()):
+        raise ConfigError("uota: every instance needs at least one global view")
+    mu = sums / counts.clamp(min=1)[:, None]                                # n_inst×D
+    delta = zn - mu[inst]                                                   # M×D
+    m_all = D.all_reduce_sum(torch.tensor(float(zn.shape[0]), device=z.device))
+    cov = D.all_reduce_sum(delta.T @ delta) / m_all                         # D×D
+    return delta, cov, m_all
+
+
+def _mahalanobis(delta: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    return (delta * torch.linalg.solve(cov, delta.T).T).sum(1)
+
+
+def ledoit_wolf_shrinkage(delta: torch.Tensor, cov: torch.Tensor, m_all: torch.Tensor) -> torch.Tensor:
+    """Ledoit–Wolf's shrinkage intensity α ∈ [0, 1] of Σ (the mean of δδᵀ over the global batch) towards
+    (tr Σ / D)·I: α = min(b̄², d²) / d², d² = ‖Σ − μI‖²_F, b̄² = (mean_k ‖δ_k‖⁴ − ‖Σ‖²_F) / M. A 0-d tensor."""
+    d = cov.shape[0]
+    mu = torch.diagonal(cov).sum() / d
+    d2 = ((cov - mu * torch.eye(d, device=cov.device)) ** 2).sum()
+    fourth = D.all_reduce_sum((delta.pow(2).sum(1) ** 2).sum()) / m_all
+    b2 = ((fourth - (cov ** 2).sum()) / m_all).clamp(min=0.0)
+    return (torch.minimum(b2, d2) / d2.clamp(min=1e-30)).clamp(0.0, 1.0)
 
 
 def uota_scores(z: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Tensor, eps: float = 1e-8
@@ -39,22 +74,33 @@ def uota_scores(z: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Te
             is_global bool M.
     Returns float32 M: δᵀ Σ⁻¹ δ of this process's views (Σ and the means over every process's views)."""
     with torch.no_grad(), float32_region(z.device):
-        zn = F.normalize(z.detach().float(), dim=1)                       # M×D
-        inst = instance_ids.to(z.device).long()
-        g = is_global.to(z.device).float()
-        n_inst = int(D.all_reduce_max(inst.max().reshape(1)).item()) + 1  # global ids: largest over ranks
-        sums = torch.zeros(n_inst, zn.shape[1], device=z.device).index_add_(0, inst, zn * g[:, None])
-        counts = torch.zeros(n_inst, device=z.device).index_add_(0, inst, g)
-        sums, counts = D.all_reduce_sum(sums), D.all_reduce_sum(counts)     # instances may span processes
-        if bool((counts[inst] == 0).any()):
-            raise ConfigError("uota: every instance needs at least one global view")
-        mu = sums / counts.clamp(min=1)[:, None]                            # n_inst×D
-        delta = zn - mu[inst]                                               # M×D
-        m_all = D.all_reduce_sum(torch.tensor(float(zn.shape[0]), device=z.device))
-        cov = D.all_reduce_sum(delta.T @ delta) / m_all                     # D×D
-        cov = cov + eps * torch.eye(cov.shape[0], device=z.device)
-        sol = torch.linalg.solve(cov, delta.T).T                            # M×D, Σ⁻¹δ
-        return (delta * sol).sum(1)                                         # M
+        delta, cov, _ = _deltas(z, instance_ids, is_global)
+        return _mahalanobis(delta, cov + eps * torch.eye(cov.shape[0], device=z.device))
+
+
+def uota_distances(z: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Tensor, eps: float = 1e-8
+                   ) -> dict[str, torch.Tensor]:
+    """UOTA's distance beside two diagnostics that keep the instance means but change Σ (no gradient, float32):
+
+    - ``mahalanobis``: δᵀ Σ⁻¹ δ with the pooled Σ + ε·I — what UOTA weighs by (:func:`uota_scores`);
+    - ``euclidean``: ‖δ‖² (Σ replaced by the identity: no whitening);
+    - ``shrunk``: δᵀ Σ_α⁻¹ δ with Σ_α = (1 − α)Σ + α(tr Σ / D)·I + ε·I, α from :func:`ledoit_wolf_shrinkage`;
+    - ``alpha`` (0-d): that α; ``top8_share`` (0-d): the share of tr Σ in its 8 largest eigenvalues and
+      ``condition`` (0-d): λ_max / λ_min of Σ + ε·I — a low-rank Σ (share near 1) is what makes Σ⁻¹ blow up the
+      empty directions.
+    Each M-vector covers this process's views; Σ and the means pool every process's views."""
+    with torch.no_grad(), float32_region(z.device):
+        delta, cov, m_all = _deltas(z, instance_ids, is_global)
+        eye = torch.eye(cov.shape[0], device=z.device)
+        alpha = ledoit_wolf_shrinkage(delta, cov, m_all)
+        mu = torch.diagonal(cov).sum() / cov.shape[0]
+        ev = torch.linalg.eigvalsh(cov + eps * eye).clamp(min=0.0)            # ascending
+        return {"mahalanobis": _mahalanobis(delta, cov + eps * eye),
+                "euclidean": delta.pow(2).sum(1),
+                "shrunk": _mahalanobis(delta, (1 - alpha) * cov + alpha * mu * eye + eps * eye),
+                "alpha": alpha,
+                "top8_share": ev[-8:].sum() / ev.sum().clamp(min=1e-30),
+                "condition": ev[-1] / ev[0].clamp(min=1e-30)}
 
 
 @register_weighting("uota")
@@ -86,11 +132,14 @@ class UOTAWeighting(Weighting):
 
     def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
         m = per_view.shape[0]
-        u = uota_scores(out["z"], batch.instance_ids, batch.is_global, self.eps) / self.tau    # M
+        dist = uota_distances(out["z"], batch.instance_ids, batch.is_global, self.eps)
+        u = dist["mahalanobis"] / self.tau                                   # M
         w_all = torch.softmax(-D.gather_rows(u), dim=0)                      # over the global batch, sums to 1
         # × world size: each process's loss is averaged over processes by DDP, so Σ_ranks w = world
         w = D.local_rows(w_all, m) * D.world_size()
         out["uota_distance"], out["uota_weights"] = u, w
+        out["uota_euclidean"], out["uota_shrunk"] = dist["euclidean"], dist["shrunk"]      # diagnostics only
+        out["uota_sigma"] = torch.stack([dist["alpha"], dist["top8_share"], dist["condition"]])
         if batch.train_fraction < self.start:                                # warm-up: uniform weights
             return torch.full_like(per_view, 1.0 / m)
         return w
