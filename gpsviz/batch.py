@@ -3,7 +3,7 @@ view plan's fields and the training progress. Heads, objectives, view weightings
 
     batch.views          # list of float tensors, one per size group, in plan order (global sizes first)
     batch.params         # AugParams, M rows in plan order (crop box, flags, jitter factors, ...)
-    batch.descriptor     # float M×13 CASSLE descriptor, or None when no ingredient asked for it
+    batch.descriptor     # float M×14 CASSLE descriptor, or None when no ingredient asked for it
     batch.plan           # ViewPlan: rows, group_ids, instance_ids, slots, is_global, sizes (M each)
     batch.train_fraction # float in [0, 1]: how far training has got (step / total steps)
 """
@@ -30,7 +30,7 @@ class Batch:
         params: augmentation parameters of the M views (plan order).
         plan: the :class:`~gpsviz.positives.ViewPlan` (M views; ids are global when training on several
             processes, see :mod:`gpsviz.distributed`).
-        descriptor: float M×13 CASSLE descriptor (``gpsviz.augment.cassle_descriptor``) or None.
+        descriptor: float M×14 CASSLE descriptor (``gpsviz.augment.cassle_descriptor``) or None.
         step: optimiser step index (0-based, over the whole run); epoch: 0-based epoch.
         train_fraction: ``step / total_steps`` in [0, 1] (schedules read this).
     """

@@ -131,6 +131,8 @@ def load_state(target: Any, state: Any, path: str | Path, what: str) -> None:
             target.set_state(state)
         else:
             target.load_state_dict(state)
+    except GpsvizError as e:                      # a module that names why it refuses (e.g. an old CASSLE head)
+        raise CheckpointError(f"{path}: {e}") from None
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the saved {what} does not fit this model ({first[:300]}); the checkpoint "

@@ -8,8 +8,10 @@ Three questions, one function each:
   still records the augmentation gives less. A conditioned (CASSLE) projector receives the view's descriptor
   (and the clean image the identity descriptor), as in training.
 * **Augmentation-parameter prediction** (:func:`param_prediction`): R² of a ridge probe that reads each column of
-  the 13-column CASSLE descriptor off the frozen backbone feature of augmented views (fitted on views of the
-  train split, reported on views of the held-out split) -- the augmentation information the backbone kept.
+  the 14-column CASSLE descriptor off the frozen backbone feature of augmented views (fitted on views of the
+  train split, reported on views of the held-out split) -- the augmentation information the backbone kept. Hue is
+  predicted through its angle code (``hue_cos`` = cos 2πh − 1, ``hue_sin`` = sin 2πh: two columns of the colour
+  family), not as the raw shift, which is discontinuous at ±0.5 turn.
 * **Task probes** (:func:`task_probes`): the existing kNN/linear probes of the run's backbone (shape class,
   colour factor on shapes; the class on Fashion-MNIST).
 
@@ -116,7 +118,7 @@ class LoadedRun:
         return bool(getattr(self.projector, "needs_descriptor", False))
 
     def descriptor(self, params: AugParams, image_size: int | tuple[int, int]) -> torch.Tensor:
-        """The CASSLE descriptor (float32 B×13) of views with ``params``, with the training augmenter's ranges."""
+        """The CASSLE descriptor (float32 B×14) of views with ``params``, with the training augmenter's ranges."""
         return self.augmenter.descriptor(params, image_size)
 
     @torch.no_grad()
@@ -216,7 +218,7 @@ def view_similarity(run: LoadedRun, images: torch.Tensor, config: AugmentConfig,
             measured around the data's centre instead of around 0 (ReLU features are all positive).
 
     Returns ``{"backbone": N×V, "projector": N×V}`` cosine similarities, ``"views"`` (N·V×C×H×W normalised,
-    image-major), ``"params"`` (AugParams N·V) and ``"descriptor"`` (N·V×13, the training augmenter's ranges)."""
+    image-major), ``"params"`` (AugParams N·V) and ``"descriptor"`` (N·V×14, the training augmenter's ranges)."""
     if images.ndim != 4:
         raise ConfigError(f"images must be uint8 N×C×H×W, got shape {tuple(images.shape)}")
     _check_channels(run, images)
@@ -274,7 +276,7 @@ def augmented_features(embed: Callable[[torch.Tensor], torch.Tensor], images: to
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and descriptors of augmented views: ``embed`` maps normalised views b×C×H×W → b×d.
 
-    Returns (float32 N·V×d features, float32 N·V×13 descriptors with ``augmenter``'s ranges), image-major."""
+    Returns (float32 N·V×d features, float32 N·V×14 descriptors with ``augmenter``'s ranges), image-major."""
     g = torch.Generator().manual_seed(int(seed))
     feats, descs = [], []
     size = tuple(images.shape[-2:])

@@ -158,16 +158,16 @@ def reference_views(images: torch.Tensor, params: AugParams, k: int = 3, mean: f
                             antialias=True)
         if r["flip"]:
             x = TF.horizontal_flip(x)
-        before = x.mean((1, 2))
-        if r["jitter"]:
+        d = torch.zeros(3)
+        if r["jitter"]:                                               # mean_diff: around the jitter alone
+            before = x.mean((1, 2))
             x = TF.adjust_brightness(x, r["brightness"])
             x = TF.adjust_contrast(x, r["contrast"])
             x = TF.adjust_saturation(x, r["saturation"])
             x = TF.adjust_hue(x, r["hue"])
+            d[: x.shape[0]] = before - x.mean((1, 2))
         if r["grayscale"]:
             x = TF.rgb_to_grayscale(x, 3)
-        d = torch.zeros(3)
-        d[: x.shape[0]] = before - x.mean((1, 2))
         diffs.append(d)
         if r["blur_sigma"] > 0:
             x = TF.gaussian_blur(x, [k, k], [r["blur_sigma"]] * 2)
@@ -359,13 +359,13 @@ def test_aug_params_api_and_cassle_descriptor():
     with pytest.raises(KeyError):
         p["rotation"]
     d = cassle_descriptor(p, 32)
-    assert d.shape == (30, 13) and torch.equal(d, aug.descriptor(p, (32, 32)))
+    assert d.shape == (30, 14) and torch.equal(d, aug.descriptor(p, (32, 32)))
     off = p["jitter"] < 0.5
-    assert off.any() and (d[off, 4:8] == 0).all()
-    assert (d[~off, 4:8].abs() <= 1 + 1e-6).all()                     # (f − 1)/range within [−1, 1]
+    assert off.any() and (d[off, 4:12] == 0).all()                  # colour and colour_diff: 0 without jitter
+    assert (d[~off, 4:7].abs() <= 1 + 1e-6).all()                     # (f − 1)/range within [−1, 1]
     cx = (p["crop_x"] + p["crop_w"] / 2) / 32
     assert torch.allclose(d[:, 1], torch.where(p["flip"] > 0.5, 1 - cx, cx))
-    assert torch.equal(d[:, 11], p["blur_sigma"]) and torch.equal(d[:, 12], p["grayscale"])
+    assert torch.equal(d[:, 12], p["blur_sigma"]) and torch.equal(d[:, 13], p["grayscale"])
     strong = Augmenter("strong")                                      # full-turn hue: its own range
     assert torch.equal(strong.descriptor(p, 32), cassle_descriptor(p, 32, (0.4, 0.4, 0.4, 0.5)))
 

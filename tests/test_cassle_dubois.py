@@ -28,12 +28,12 @@ def test_conditioned_head_reads_only_the_chosen_descriptor_families():
     torch.manual_seed(0)
     head = ConditionedProjector(10, cfg, families=("colour",)).eval()
     h = torch.randn(12, 10)
-    d = torch.randn(12, 13)
+    d = torch.randn(12, 14)
     z = head(h, _batch(d))
     d2 = d.clone()
     d2[:, :4] += 5.0                                   # crop columns: not a chosen family
     assert torch.allclose(head(h, _batch(d2)), z)
-    d2[:, 4:8] += 1.0                                  # colour columns
+    d2[:, 4:9] += 1.0                                  # colour columns
     assert not torch.allclose(head(h, _batch(d2)), z)
     sub = torch.tensor([3, 1])
     assert torch.allclose(head(h[sub], _batch(d), sub), z[sub], atol=1e-6)     # index picks the views' rows

@@ -98,7 +98,7 @@ class ParamConditionedHead(Head):
 
     def __init__(self, in_dim, cfg, width: int = 16):
         super().__init__()
-        self.lin = nn.Linear(in_dim + 13, cfg.proj_dim)
+        self.lin = nn.Linear(in_dim + 14, cfg.proj_dim)
         self.out_dim = cfg.proj_dim
         self.seen: list[int] = []
 
@@ -185,7 +185,7 @@ def test_multicrop_plan_sizes_ids_and_one_call_per_size():
     plan = build_positives("self").plan(torch.arange(5))
     batch = maker(imgs, plan, generator=torch.Generator().manual_seed(0), descriptor=True)
     assert [tuple(v.shape) for v in batch.views] == [(10, 3, 32, 32), (20, 3, 16, 16)]
-    assert len(batch.params) == 30 and batch.descriptor.shape == (30, 13)
+    assert len(batch.params) == 30 and batch.descriptor.shape == (30, 14)
     assert batch.is_global.tolist() == [True] * 10 + [False] * 20
     assert batch.plan.sizes.tolist() == [32] * 10 + [16] * 20
     # every view of instance i is made from image i and is a positive of the instance's other views

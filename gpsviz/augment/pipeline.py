@@ -53,8 +53,9 @@ class Augmenter:
     device, float32, same size. On 1-channel images saturation, hue and grayscale are no-ops and their
     parameters are recorded as neutral (1, 0, 0). ``AugParams`` columns (``PARAM_NAMES``): the crop box in
     source pixels (the whole image when not cropped), 0/1 flags, the jitter factors used (1, 1, 1, 0 when the
-    jitter was not applied), blur σ (0 = none), and ``mean_diff_c`` = channel mean of the cropped view before
-    the colour ops (jitter, grayscale) minus after them (0 for channels the images lack).
+    jitter was not applied), blur σ (0 = none), and ``mean_diff_c`` = channel mean of the cropped view just before
+    the colour jitter minus just after it (0 when the jitter was not applied, 0 for channels the images lack;
+    grayscale, which follows the jitter, is not included), as CASSLE's reference.
     An Augmenter keeps scratch buffers between calls: use one instance per thread.
     """
 
@@ -111,7 +112,7 @@ class Augmenter:
         return normalize(to_float(images), self.mean, self.std, inplace=True)
 
     def descriptor(self, params: AugParams, image_size: int | tuple[int, int]) -> Tensor:
-        """CASSLE descriptor B×13 of ``params`` with this augmenter's jitter strengths as ranges."""
+        """CASSLE descriptor B×14 of ``params`` with this augmenter's jitter strengths as ranges."""
         e = self.effective
         return cassle_descriptor(params, image_size, (e.brightness, e.contrast, e.saturation, e.hue))
 
@@ -189,7 +190,8 @@ class Augmenter:
 
     def _apply(self, images: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Run the ops with parameter rows ``v`` (B×16, on the images' device).
-        Returns (normalised float32 views B×C×H×W, per-channel mean before − after the colour ops B×C)."""
+        Returns (normalised float32 views B×C×H×W, per-channel mean before − after the colour jitter B×C, 0 where
+        the jitter was not applied)."""
         b, c, h, w = images.shape
         dev = images.device
         if b == 0:
@@ -218,9 +220,11 @@ class Augmenter:
                 out.index_copy_(0, idx, out.index_select(0, idx).flip(-1))
         x = out
 
-        # 2. colour jitter: brightness (applied above, clamped here), contrast, saturation, hue; 3. grayscale
-        before = None
-        if any_jit or any_gray:
+        # 2. colour jitter: brightness (applied above, clamped here), contrast, saturation, hue; 3. grayscale.
+        # mean_diff is measured around the jitter alone (CASSLE's reference): before = the crop's channel means
+        # (brightness folded into the crop is divided out), after = the means once hue is applied, before grayscale
+        mean_diff = torch.zeros(b, c, device=dev)
+        if any_jit:
             means = x.mean(dim=(2, 3))                                     # B×C, after brightness
             before = means / torch.where(bright > 0, bright, 1.0)[:, None]
             zero_b = bright <= 0
@@ -230,7 +234,6 @@ class Augmenter:
                                        col("crop_h")[idx], col("crop_w")[idx], flip=flip[idx],
                                        scale=torch.full((idx.numel(),), unit, device=dev))
                 before[idx] = raw.mean(dim=(2, 3))
-        if any_jit:
             if bool((bright > 1).any()):
                 x.clamp_(0.0, 1.0)
                 means = x.mean(dim=(2, 3))
@@ -246,12 +249,9 @@ class Augmenter:
                 idx = sel.nonzero().flatten()
                 sub = torch.index_select(x, 0, idx, out=ws.get("s1", (idx.numel(), c, h, w), x))
                 x.index_copy_(0, idx, ops.adjust_hue(sub, hue[idx], inplace=True, workspace=ws))
+            mean_diff = (before - x.mean(dim=(2, 3))).mul_(jit[:, None])   # exactly 0 where not jittered
         if any_gray:
             ops.rgb_to_grayscale(x, gray, inplace=True, workspace=ws)
-        if before is not None:
-            mean_diff = (before - x.mean(dim=(2, 3))).mul_((jit | gray)[:, None])
-        else:
-            mean_diff = torch.zeros(b, c, device=dev)
 
         # 4. blur, 5. solarize, 6. normalise
         blur = sigma > 0

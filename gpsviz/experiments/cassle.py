@@ -1,6 +1,6 @@
 """CASSLE reproduction: ``python -m gpsviz reproduce cassle --scale smoke|small|full``.
 
-SimCLR against CASSLE-SimCLR and BYOL against CASSLE-BYOL (the projector also reads each view's 13-column
+SimCLR against CASSLE-SimCLR and BYOL against CASSLE-BYOL (the projector also reads each view's 14-column
 augmentation descriptor; the teacher's projector reads its own views'), with the SupCon ceiling at the same
 budget and the floors (raw pixels, random init), on the shapes world (``full``: CIFAR-10, ResNet-18 and the GPU
 settings of :data:`gpsviz.reproduce.SCALES`, with the reference descriptor encoder of 6 × 64).
@@ -47,7 +47,7 @@ SENS_FAMILIES = ("crop", "colour", "grayscale")
 #: Images of each split used by the analyses (views of the train split fit the R² probe; test views report it).
 ANALYSIS_IMAGES = {"smoke": 300, "small": 2000, "full": 10000}
 SENS_IMAGES = 200
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2      # 2: the 14-column descriptor (hue as an angle, colour_diff around the jitter only)
 
 
 def _data(dataset: str, scale: str) -> str:

@@ -15,7 +15,7 @@ from torch import nn
 
 from typing import Any
 
-from gpsviz.errors import ConfigError
+from gpsviz.errors import CheckpointError, ConfigError
 from gpsviz.registry import Opt, Registry, check_values
 
 __all__ = ["MLPHead", "Head", "MLPProjector", "ConditionedProjector", "LowRankLinear", "DESCRIPTOR_FAMILIES", "HEADS",
@@ -112,9 +112,10 @@ class MLPProjector(Head):
         return self.mlp(h)
 
 
-#: Descriptor columns of each augmentation family (``gpsviz.augment.DESCRIPTOR_NAMES`` order).
+#: Descriptor columns of each augmentation family (``gpsviz.augment.DESCRIPTOR_NAMES`` order, 14 columns; colour =
+#: brightness, contrast, saturation and the two-column hue angle code).
 DESCRIPTOR_FAMILIES: dict[str, tuple[int, ...]] = {
-    "crop": (0, 1, 2, 3), "colour": (4, 5, 6, 7), "colour_diff": (8, 9, 10), "blur": (11,), "grayscale": (12,),
+    "crop": (0, 1, 2, 3), "colour": (4, 5, 6, 7, 8), "colour_diff": (9, 10, 11), "blur": (12,), "grayscale": (13,),
 }
 
 
@@ -124,9 +125,14 @@ class ConditionedProjector(Head):
     descriptor, then the MLP projector. The EMA teacher's copy reads its own views' descriptors.
 
     Options: ``families`` (which descriptor families enter: crop, colour, colour_diff, blur, grayscale),
-    ``encoder_depth`` / ``encoder_width`` (the descriptor MLP: Linear + BN + ReLU blocks, reference 6 × 64),
+    ``encoder_depth`` / ``encoder_width`` (the descriptor MLP, reference 6 × 64),
     ``mode``: ``concat`` (default; projector input d + width), ``add`` or ``multiply`` (code mapped to d).
-    h: V×d, batch.descriptor: M×13 → V×proj_dim."""
+    h: V×d, batch.descriptor: M×14 → V×proj_dim.
+
+    The descriptor encoder is the reference's ``load_mlp`` (gmum/CASSLE ``models.py``, called with its defaults
+    ``last_bn=True, last_bn_affine=True``): ``encoder_depth − 1`` blocks Linear (no bias) + BatchNorm1d + ReLU, then
+    a Linear without bias followed by an **affine** BatchNorm1d and no ReLU. A checkpoint of a conditioned head
+    from before this layout (13-column descriptor, no final BatchNorm) is refused on load."""
 
     needs_descriptor = True
     options = {"families": Opt("names", choices=tuple(DESCRIPTOR_FAMILIES)),
@@ -147,11 +153,25 @@ class ConditionedProjector(Head):
         for _ in range(encoder_depth - 1):
             layers += [nn.Linear(d, encoder_width, bias=False), nn.BatchNorm1d(encoder_width), nn.ReLU(inplace=True)]
             d = encoder_width
-        layers.append(nn.Linear(d, code_dim))
+        layers += [nn.Linear(d, code_dim, bias=False), nn.BatchNorm1d(code_dim)]     # the reference's last_bn
         self.encoder = nn.Sequential(*layers)
         self.mode = mode
         self.mlp = MLPHead(in_dim + (code_dim if mode == "concat" else 0), cfg.proj_hidden, cfg.proj_dim)
         self.out_dim = self.mlp.out_dim
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # An earlier gpsviz's conditioned head: 13-column descriptor (one hue column h/range, colour_diff around
+        # jitter + grayscale) and an encoder ending with a biased Linear, no BatchNorm. Its weights would either
+        # not fit or, worse, read the new columns with the old meaning: refuse it by name.
+        last = f"{prefix}encoder.{len(self.encoder) - 2}"               # the final Linear (then the BatchNorm)
+        bn = f"{prefix}encoder.{len(self.encoder) - 1}"
+        if f"{last}.bias" in state_dict and f"{bn}.running_mean" not in state_dict:
+            raise CheckpointError(
+                "this CASSLE run was trained with the 13-column augmentation descriptor of an earlier gpsviz (hue "
+                "as h/range, colour_diff around jitter + grayscale, no BatchNorm at the end of the descriptor "
+                "encoder); its conditioned projector cannot be loaded into the current 14-column head. Retrain "
+                "the run (its backbone alone still loads for evaluation).")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, h: torch.Tensor, batch: Any = None, index: torch.Tensor | None = None) -> torch.Tensor:
         if batch is None or batch.descriptor is None:

@@ -30,9 +30,10 @@ from gpsviz.errors import ConfigError
 from gpsviz.widgets.controls import StatusMixin, check_run_dataset, figure_png, index_controls, new_figure, tag
 
 MARKER = "sensitivity-state"
-#: Descriptor columns shown per family (at most four, so the panel stays readable).
+#: Descriptor columns shown per family (at most four, so the panel stays readable; for hue, ``hue_sin`` = sin 2πh,
+#: the signed shift, ≈ 2πh for small shifts: ``hue_cos`` = cos 2πh − 1 is left out).
 SHOWN_COLUMNS = {"crop": ("centre_y", "centre_x", "height", "width"), "flip": ("centre_x",),
-                 "colour": ("brightness", "contrast", "saturation", "hue"), "grayscale": ("grayscale",),
+                 "colour": ("brightness", "contrast", "saturation", "hue_sin"), "grayscale": ("grayscale",),
                  "blur": ("blur_sigma",)}
 
 
