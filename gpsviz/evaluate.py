@@ -224,10 +224,10 @@ def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
     if any(t in ("label", "class", "shape") for t in targets):
         for ds in (train_ds, test_ds):
             ds.targets("label")              # DataError when the images are unlabelled
-    unknown = [t for t in targets if t not in (*train_ds.target_names(), "class", "shape")]
+    unknown = [t for t in targets if not train_ds.has_target(t)]
     if unknown:
         raise DataError(f"{cfg.data} has no target {', '.join(map(repr, unknown))}; choose from "
-                        f"{', '.join(train_ds.target_names())}")
+                        f"{', '.join(train_ds.target_names())} or a conjunction of two, e.g. 'label×colour'")
     tr, te = extract(backbone, train_ds), extract(backbone, test_ds)
     results: dict[str, Any] = {"run": str(run_dir), "recipe": cfg.recipe, "aug": cfg.aug, "seed": cfg.seed,
                                "data": cfg.data, "checkpoint": digest, "epoch": ck["epoch"],

@@ -46,7 +46,10 @@ SCALES: dict[str, dict[str, Any]] = {
                                                  precision="fp32"),
                   fmnist=dict(data_options={"n": 5000}, batch_size=256, lr=1e-3, precision="fp32",
                               momentum_base=0.99),
-                  experiments={"baselines": dict(epochs=None, common={"precision": "fp32"})}),
+                  # CASSLE too: at 4 epochs of 5,000 images SimCLR still holds colour (kNN 64–69 %), so there was
+                  # nothing for CASSLE to preserve; at this budget it has thrown it away (issue 19)
+                  experiments={"baselines": dict(epochs=None, common={"precision": "fp32"}),
+                               "cassle": dict(epochs=None, common={"precision": "fp32"})}),
     "full": dict(seeds=3, epochs=400, common=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2,
                                                    weight_decay=1e-6, warmup_epochs=10, proj_hidden=2048),
                  fmnist=dict(backbone="resnet18", batch_size=512, optimizer="lars", lr=1.2, weight_decay=1e-6,

@@ -160,7 +160,12 @@ def test_experiment_is_registered_and_full_configs_validate():
             assert cfg.objective == ("byol" if "byol" in cell.recipe else "ntxent")
     small = cassle_configs("small")
     assert {c.recipe for c, _, _ in small} == {r for _, r in METHODS}
-    assert all(cfg.data_options == {"n": 5000} and cfg.precision == "fp32" for _, _, cfg in small)
+    # the library's default budget (10,000 images, 10 epochs, batch 128, lr 2e-3), where SimCLR has dropped colour
+    from gpsviz.config import TrainConfig
+
+    default = TrainConfig()
+    assert all(cfg.data_options == {} and cfg.precision == "fp32" and cfg.epochs == default.epochs
+               and cfg.batch_size == default.batch_size and cfg.lr == default.lr for _, _, cfg in small)
     with pytest.raises(ConfigError, match="scale"):
         cassle_configs("huge")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gpsviz.data import ImageDataset
 from gpsviz.errors import DataError
@@ -44,3 +45,30 @@ def test_label_fraction_sweep_rows():
     rows = label_fraction_sweep(tr, te, fractions=(0.05, 1.0))
     assert [r["fraction"] for r in rows] == [0.05, 1.0]
     assert rows[0]["n_train"] < rows[1]["n_train"]
+
+
+def test_conjunction_target_needs_both_factors():
+    """'label×colour' is one class per (shape, colour) pair: a probe reads it only from features that hold both."""
+    tr, te = fake(240, "train", 0), fake(120, "test", 1)
+    values, names = tr.dataset.targets("label×colour")
+    label, colour = tr.dataset.labels, tr.dataset.factors["colour"]
+    assert torch.equal(values, label * 3 + colour) and len(names) == 12 and names[5] == "1·2"
+    assert torch.equal(tr.dataset.targets("label*colour")[0], values)          # ASCII spelling
+    assert tr.dataset.has_target("label×colour") and not tr.dataset.has_target("label×size")
+    assert linear_probe(tr, te, target="label")["test_acc"] > 0.95             # the features hold the label...
+    assert linear_probe(tr, te, target="label×colour")["test_acc"] < 0.5       # ...not the colour (1/3 of it)
+    g = torch.Generator().manual_seed(3)
+    both = lambda f: Features(torch.cat([f.features, 3 * F.one_hot(f.dataset.factors["colour"], 3).float()  # noqa: E731
+                                         + 0.3 * torch.randn(len(f.dataset.labels), 3, generator=g)], 1), f.dataset)
+    assert linear_probe(both(tr), both(te), target="label×colour")["test_acc"] > 0.9
+    with pytest.raises(DataError, match="two targets"):
+        tr.dataset.targets("label×colour×colour")
+
+
+def test_evaluate_run_probes_a_conjunction(tiny_run, tiny_pair):
+    from gpsviz.evaluate import evaluate_run
+
+    res = evaluate_run(tiny_run, targets=["label×colour"], data=tiny_pair, write=False)
+    assert 0.0 <= res["linear_label×colour"] <= 1.0 and "knn_label×colour" in res
+    with pytest.raises(DataError, match="conjunction"):
+        evaluate_run(tiny_run, targets=["label×nothing"], data=tiny_pair, write=False)

@@ -253,3 +253,13 @@ def test_smoke_scale_produces_a_table_with_floors(tmp_path, monkeypatch):
     assert len(uota) == 2 and all(0.0 <= r["final_auroc"] <= 1.0 for r in uota)
     assert all(len(r["auroc"]) == 2 for r in uota)                   # one AUROC per epoch
     assert (tmp_path / "auroc.png").stat().st_size > 1000              # the AUROC-over-training figure
+    uota_simclr = next(r for r in uota if r["name"] == "UOTA-SimCLR")
+    for k in ("final_auroc_euclidean", "final_auroc_shrunk", "final_sigma_top8"):    # issue 19's diagnostics
+        assert 0.0 <= uota_simclr[k] <= 1.0
+    assert "AUROC Euclidean" in text and "Σ top-8 share" in text
+    # the miss-rate sweep on the trained UOTA-SimCLR run: larger local crops miss the object less often
+    sweep = U.miss_rate_sweep(tmp_path / "runs" / "uota-simclr-s0", n_images=48, batch_size=16)
+    assert list(sweep["local_scale"]) == [f"{a:g}–{b:g}" for a, b in U.SWEEP_SCALES]
+    assert sweep["miss_rate"].iloc[0] > 0.3 > 0.05 > sweep["miss_rate"].iloc[-1]
+    assert sweep[["auroc_mahalanobis", "auroc_euclidean", "auroc_shrunk"]].iloc[:3].apply(
+        lambda c: c.between(0, 1)).all().all()

@@ -101,8 +101,24 @@ class ImageDataset:
         return (["label"] if self.labelled else []) + [k for k, v in self.factors.items()
                                                        if v.dtype == torch.long and v.ndim == 1]
 
+    def has_target(self, name: str) -> bool:
+        """Whether :meth:`targets` knows ``name``: a target name, ``class``/``shape`` (the label) or a
+        conjunction ``"a×b"`` (also written ``a*b``) of two of them."""
+        parts = name.replace("*", "×").split("×")
+        return len(parts) <= 2 and all(p in (*self.target_names(), "class", "shape") for p in parts)
+
     def targets(self, name: str = "label") -> tuple[torch.Tensor, list[str]]:
-        """Return ``(values int64 N, class names)`` for the class label or a categorical factor."""
+        """Return ``(values int64 N, class names)`` for the class label or a categorical factor, or for the
+        conjunction ``"a×b"`` of two (one class per pair of values, e.g. ``"label×colour"``: shape and colour bin
+        together, a task that needs both)."""
+        if "×" in name or "*" in name:
+            parts = name.replace("*", "×").split("×")
+            if len(parts) != 2:
+                raise DataError(f"{self.name}: a conjunction target joins two targets (e.g. 'label×colour'), "
+                                f"got {name!r}")
+            (a, na), (b, nb) = self.targets(parts[0]), self.targets(parts[1])
+            names = [f"{x}·{y}" for x in na for y in nb]
+            return torch.where((a >= 0) & (b >= 0), a * len(nb) + b, torch.full_like(a, -1)), names
         if name in ("label", "class", "shape"):
             if not self.labelled:
                 raise DataError(f"{self.name} ({self.split}) has no labels (its images are 'unlabelled'), so nothing "

@@ -41,7 +41,8 @@ DATASETS = ("shapes", "fashion-mnist")
 AUG = {"shapes": "strong", "fashion-mnist": "simclr", "cifar10": "simclr"}
 #: The descriptor encoder at the full scale: the reference 6 Linear+BN+ReLU layers of width 64.
 FULL_HEAD = {"encoder_depth": 6, "encoder_width": 64}
-ACC_METRICS = ["linear_label", "knn_label", "linear_colour", "knn_colour"]
+ACC_METRICS = ["linear_label", "knn_label", "linear_colour", "knn_colour", "linear_label×colour",
+               "knn_label×colour"]
 R2_METRICS = ["r2_mean", "r2_crop", "r2_colour", "r2_colour_diff", "r2_grayscale"]
 SENS_FAMILIES = ("crop", "colour", "grayscale")
 #: Images of each split used by the analyses (views of the train split fit the R² probe; test views report it).
@@ -59,10 +60,14 @@ def _run_dir(cell: Cell, seed: int, out: Path) -> Path:
     return out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
 
 
-#: The budget of the ``small`` scale (on top of :data:`gpsviz.reproduce.SCALES`: 5,000 images, batch 256): 4
-#: epochs at lr 2e-3, sized so that one seed of the five methods trains in about 25 minutes on a shared 2-core CPU.
-SMALL_EPOCHS = 4
-SMALL_OVERRIDES = {"lr": 2e-3}
+#: Targets probed: the shape class, the colour factor and their conjunction (one class per shape × colour bin:
+#: a downstream task that needs both what SSL keeps and what its colour augmentation throws away).
+TARGETS = ["label", "colour", "label×colour"]
+
+
+def _targets(data: str) -> list[str] | None:
+    """The probed targets: :data:`TARGETS` on the shapes world, the label alone elsewhere (no colour factor)."""
+    return TARGETS if data == "shapes" else ["label"]
 
 
 def cassle_cells(dataset: str = "shapes", scale: str = "small") -> list[Cell]:
@@ -72,8 +77,6 @@ def cassle_cells(dataset: str = "shapes", scale: str = "small") -> list[Cell]:
     cells = []
     for name, recipe in METHODS:
         over = {"head_options": dict(FULL_HEAD)} if scale == "full" and recipe.startswith("cassle") else {}
-        if scale == "small":
-            over = {**over, **SMALL_OVERRIDES}
         cells.append(Cell(name, recipe, aug, data, overrides=over, experiment="cassle"))
     return cells
 
@@ -85,8 +88,6 @@ def cassle_configs(scale: str = "small", n_seeds: int | None = None, datasets: S
     if scale not in SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
     n = SCALES[scale]["seeds"] if n_seeds is None else n_seeds
-    if epochs is None and scale == "small":
-        epochs = SMALL_EPOCHS
     return [(c, s, _config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or ("shapes",))
             for c in cassle_cells(d, scale)]
 
@@ -230,8 +231,6 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
     finished runs and analyses, which are cached in their run folders). ``train=False`` trains nothing: the
     table holds the runs that have finished (e.g. while other seeds still train)."""
     out = Path(out)
-    if epochs is None and scale == "small":
-        epochs = SMALL_EPOCHS
     seeds = list(range(n_seeds)) if seed_list is None else [int(s) for s in seed_list]
     datasets = list(datasets or ("shapes",))
     bad = [d for d in datasets if d not in DATASETS]
@@ -249,7 +248,7 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
                 if not train and not (_run_dir(cell, seed, out) / "results.json").exists():
                     continue
                 print(f"[{i}/{total}] {cell.data} {cell.name} aug={cell.aug} seed={seed}", flush=True)
-                res = run_cell(cell, scale, seed, out, epochs, device, progress)
+                res = run_cell(cell, scale, seed, out, epochs, device, progress, targets=_targets(cell.data))
                 res = {**res, **run_analysis(_run_dir(cell, seed, out), scale, seed)}
                 colour = (f", colour linear {100 * res['linear_colour']:.1f} % kNN {100 * res['knn_colour']:.1f} %"
                           if "knn_colour" in res else "")
@@ -260,7 +259,7 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
             fdir = out / "runs" / f"{data}-floors-s{seed}"
             if not train and not ((fdir / "results.json").exists() and (fdir / "cassle_r2.json").exists()):
                 continue                                   # floors of this seed not computed yet
-            fl = floor_rows(data, scale, seed, out, device, "cassle")
+            fl = floor_rows(data, scale, seed, out, device, "cassle", targets=_targets(data))
             r2 = floor_analysis(data, scale, seed, out, device)
             rows.extend({**r, **r2.get(r["name"], {})} for r in fl)
     metrics = [m for m in ACC_METRICS if any(m in r for r in rows)]
