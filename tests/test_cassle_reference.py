@@ -214,3 +214,26 @@ def test_an_old_13_column_head_is_refused_by_name(tmp_path, depth):
     fresh = ConditionedProjector(10, cfg, encoder_depth=depth)
     fresh.load_state_dict(head.state_dict())
     load_state(model, model.state_dict(), tmp_path / "ckpt.pt", "model")
+
+
+def test_ablation_switches_of_the_conditioned_head():
+    """hue_code='linear' gives back the pre-fix code h/0.5 (full-turn jitter) from the angle code; last_bn=False
+    drops only the encoder's final BatchNorm."""
+    import math
+
+    from gpsviz.config import TrainConfig
+    from gpsviz.models.heads import ConditionedProjector, _linear_hue
+
+    h = torch.tensor([0.0, 0.1, -0.2, 0.45, -0.45])
+    d = torch.zeros(5, 14)
+    d[:, 7], d[:, 8] = torch.cos(2 * math.pi * h) - 1, torch.sin(2 * math.pi * h)
+    lin = _linear_hue(d)
+    torch.testing.assert_close(lin[:, 7], h / 0.5, atol=1e-5, rtol=0)
+    assert bool((lin[:, 8] == 0).all()) and torch.equal(lin[:, :7], d[:, :7])
+    cfg = TrainConfig(proj_hidden=16, proj_dim=8)
+    with_bn = ConditionedProjector(32, cfg)
+    without = ConditionedProjector(32, cfg, last_bn=False, hue_code="linear")
+    assert isinstance(with_bn.encoder[-1], torch.nn.BatchNorm1d)
+    assert isinstance(without.encoder[-1], torch.nn.Linear) and len(without.encoder) == len(with_bn.encoder) - 1
+    out = without(torch.randn(6, 32), types.SimpleNamespace(descriptor=torch.zeros(6, 14)))
+    assert out.shape == (6, 8)

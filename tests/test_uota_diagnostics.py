@@ -66,36 +66,20 @@ def test_shrinkage_is_large_for_a_low_rank_covariance():
     assert float(got["alpha"]) < 0.5
 
 
-def _shared_outliers(share: float, seed: int, n_inst: int = 200, n_local: int = 4, dim: int = 32):
-    """Global views near the instance's point; a share of the local views moved along ONE direction shared by all
-    outliers (the common background), the rest with small isotropic noise."""
-    g = torch.Generator().manual_seed(seed)
-    centre = F.normalize(torch.randn(n_inst, dim, generator=g), dim=1)
-    n_views = 2 + n_local
-    inst = torch.arange(n_inst).repeat(n_views)
-    glob = torch.zeros(n_inst * n_views, dtype=torch.bool)
-    glob[: 2 * n_inst] = True
-    z = centre[inst] + 0.05 * torch.randn(n_inst * n_views, dim, generator=g)
-    miss = (~glob) & (torch.rand(n_inst * n_views, generator=g) < share)
-    background = F.normalize(torch.randn(dim, generator=g), dim=0)
-    z[miss] = z[miss] + background
-    coverage = torch.where(miss, torch.tensor(0.0), torch.tensor(1.0))
-    return z, inst, glob, coverage
-
-
 def test_pooled_covariance_whitens_away_a_common_outlier_direction():
     """The issue's synthetic finding as a test: with few outliers sharing one direction the pooled Mahalanobis
     distance finds them; with many, Σ learns that direction and whitens it away, while the Euclidean distance
     still finds them."""
-    aurocs = {}
-    for share in (0.05, 0.4):
-        z, inst, glob, cov = _shared_outliers(share, seed=3)
-        d = uota_distances(z, inst, glob)
-        loc = ~glob                                              # the outliers are local views
-        aurocs[share] = {k: uota_auroc((-d[k])[loc].numpy(), cov[loc].numpy()) for k in ("mahalanobis", "euclidean")}
-    assert aurocs[0.05]["mahalanobis"] > 0.98                   # measured 0.997
-    assert aurocs[0.4]["mahalanobis"] < aurocs[0.05]["mahalanobis"] - 0.05     # measured 0.884
-    assert aurocs[0.4]["euclidean"] > aurocs[0.4]["mahalanobis"] + 0.05        # measured 1.0
+    from gpsviz.experiments.uota import synthetic_sweep, synthetic_views
+
+    z, inst, glob, cov = synthetic_views(0.4, seed=3)
+    loc = ~glob
+    assert abs(float((cov[loc] == 0).float().mean()) - 0.4) < 0.05 and bool((cov[glob] == 1).all())
+    sweep = synthetic_sweep((0.05, 0.4), seed=3).set_index("miss_rate")
+    low, high = sweep.iloc[0], sweep.iloc[1]
+    assert low["auroc_mahalanobis"] > 0.98                                  # measured 0.997
+    assert high["auroc_mahalanobis"] < low["auroc_mahalanobis"] - 0.05       # measured 0.884
+    assert high["auroc_euclidean"] > high["auroc_mahalanobis"] + 0.05        # measured 1.0
 
 
 def test_recorder_keeps_the_diagnostics_and_old_logs_load(tmp_path):

@@ -256,7 +256,8 @@ def test_smoke_scale_produces_a_table_with_floors(tmp_path, monkeypatch):
     uota_simclr = next(r for r in uota if r["name"] == "UOTA-SimCLR")
     for k in ("final_auroc_euclidean", "final_auroc_shrunk", "final_sigma_top8"):    # issue 19's diagnostics
         assert 0.0 <= uota_simclr[k] <= 1.0
-    assert "AUROC Euclidean" in text and "Σ top-8 share" in text
+    assert "AUROC Euclidean" in text and "Σ top-8 share" in text and "Miss-rate sweep" in text
+    assert (tmp_path / "miss_rate_sweep.png").stat().st_size > 1000
     # the miss-rate sweep on the trained UOTA-SimCLR run: larger local crops miss the object less often
     sweep = U.miss_rate_sweep(tmp_path / "runs" / "uota-simclr-s0", n_images=48, batch_size=16)
     assert list(sweep["local_scale"]) == [f"{a:g}–{b:g}" for a, b in U.SWEEP_SCALES]

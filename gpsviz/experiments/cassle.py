@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
-                              run_cell, summarise, save_figure, write_report)
+from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, read_finished,
+                              register_experiment, run_cell, summarise, save_figure, write_report)
 from gpsviz.utils import atomic_write_json, read_json_cache
 
 __all__ = ["METHODS", "cassle_cells", "cassle_configs", "run_analysis", "floor_analysis", "run_cassle",
@@ -284,17 +284,32 @@ register_experiment("cassle", run_cassle)
 # ---------------------------------------------------------------------------------------------- notebook 05
 def notebook_runs(recipes: Sequence[str] = ("simclr", "cassle-simclr"), data: str = "shapes", n_train: int = 4000,
                   epochs: int = 8, batch_size: int = 128, seed: int = 0, aug: str | None = None,
-                  eval_size: int = 2000, root: str | Path | None = None, progress: bool = True) -> dict[str, Path]:
+                  eval_size: int = 2000, root: str | Path | None = None, progress: bool = True,
+                  scale: str | None = None) -> dict[str, Path]:
     """Train (or reload) notebook 05's runs: ``{recipe: run folder}``, kept under
-    ``<data>/runs/nb05-<data>-<recipe>-<config key>`` (re-running a cell reloads them)."""
+    ``<data>/runs/nb05-<data>-<recipe>-<config key>`` (re-running a cell reloads them).
+
+    ``scale="small"``: each run gets the config of ``reproduce cassle --scale small`` (the library's default
+    budget; ``n_train``, ``epochs``, ``batch_size`` and ``eval_size`` are then ignored), and a finished run of that
+    reproduction with the same config (``<data>/reproduce/cassle-small/runs/…``) is used as it is, not retrained."""
     from gpsviz.config import TrainConfig
     from gpsviz.runs import train_or_resume
+    from gpsviz.utils import data_root
 
     aug = aug or AUG.get(data, "simclr")
+    cells = {c.recipe: c for c in cassle_cells(data, scale)} if scale else {}
     out = {}
     for recipe in recipes:
-        cfg = TrainConfig(recipe=recipe, data=data, aug=aug, epochs=epochs, batch_size=batch_size, seed=seed,
-                          data_options={"n": n_train}, eval_size=eval_size)
+        if scale:
+            cell = cells[recipe]
+            cfg = _config(cell, scale, seed, None, None)
+            done = _run_dir(cell, seed, data_root(root) / "reproduce" / f"cassle-{scale}")
+            if read_finished(done, cfg) is not None:
+                out[recipe] = done
+                continue
+        else:
+            cfg = TrainConfig(recipe=recipe, data=data, aug=aug, epochs=epochs, batch_size=batch_size, seed=seed,
+                              data_options={"n": n_train}, eval_size=eval_size)
         out[recipe] = train_or_resume(cfg, f"nb05-{data}-{recipe}", root=root, progress=progress).out_dir
     return out
 
@@ -319,7 +334,7 @@ def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train:
     for recipe, run_dir in runs.items():
         run = load_run(run_dir)
         splits = splits or load_data(run.config)
-        t = task_probes(run_dir, data=splits)
+        t = task_probes(run_dir, targets=_targets(splits[0].name), data=splits)
         pp = param_prediction(run, *splits, seed=seed, max_images=r2_images)
         rows.append({"method": names.get(recipe, recipe), **{k: 100 * v for k, v in t.items()
                                                             if k.startswith(("linear_", "knn_"))},
@@ -327,8 +342,7 @@ def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train:
                      "R² crop": pp["r2_family"]["crop"]})
     if splits is None:
         splits = load_data(TrainConfig(data=data, data_options={"n": n_train}))
-    targets = [t for t in ("label", "colour") if t in splits[0].target_names()]
-    floors = probe_floors(*splits, targets=targets, seed=seed)
+    floors = probe_floors(*splits, targets=_targets(splits[0].name), seed=seed)
     torch.manual_seed(seed)
     net = build_backbone("small-cnn", in_channels=splits[0].channels)
     aug = Augmenter(AUG.get(data, "simclr"))
@@ -338,6 +352,6 @@ def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train:
                      "R² (mean)": pp["r2_mean"], "R² colour": pp["r2_family"]["colour"],
                      "R² crop": pp["r2_family"]["crop"]})
     df = pd.DataFrame(rows)
-    keep = ["method"] + [c for c in ("linear_label", "knn_label", "linear_colour", "knn_colour") if c in df] + \
+    keep = ["method"] + [c for c in ACC_METRICS if c in df] + \
         ["R² (mean)", "R² colour", "R² crop"]
     return df[keep].round(3)

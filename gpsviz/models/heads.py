@@ -119,6 +119,17 @@ DESCRIPTOR_FAMILIES: dict[str, tuple[int, ...]] = {
 }
 
 
+_HUE_COS, _HUE_SIN = DESCRIPTOR_FAMILIES["colour"][3:5]
+
+
+def _linear_hue(d: torch.Tensor) -> torch.Tensor:
+    """The descriptor with its hue angle code replaced by the linear code 2h (h in turns, from atan2), 0."""
+    h = torch.atan2(d[:, _HUE_SIN], d[:, _HUE_COS] + 1.0) / (2 * torch.pi)
+    d = d.clone()
+    d[:, _HUE_COS], d[:, _HUE_SIN] = 2.0 * h, 0.0
+    return d
+
+
 @register_head("conditioned")
 class ConditionedProjector(Head):
     """CASSLE's augmentation-aware projector: the backbone feature joined with a code of the view's augmentation
@@ -127,6 +138,10 @@ class ConditionedProjector(Head):
     Options: ``families`` (which descriptor families enter: crop, colour, colour_diff, blur, grayscale),
     ``encoder_depth`` / ``encoder_width`` (the descriptor MLP, reference 6 × 64),
     ``mode``: ``concat`` (default; projector input d + width), ``add`` or ``multiply`` (code mapped to d).
+    Two ablation switches (issue 19's table; the defaults are the reference): ``hue_code`` ``angle`` (default: the
+    descriptor's (cos 2πh − 1, sin 2πh)) or ``linear`` (h recovered from the angle and coded 2h ∈ (−1, 1], second
+    column 0: the pre-fix code under the full-turn jitter, with its cut at ±0.5 turn); ``last_bn`` (default True)
+    False drops the encoder's final BatchNorm.
     h: V×d, batch.descriptor: M×14 → V×proj_dim.
 
     The descriptor encoder is the reference's ``load_mlp`` (gmum/CASSLE ``models.py``, called with its defaults
@@ -138,13 +153,17 @@ class ConditionedProjector(Head):
     options = {"families": Opt("names", choices=tuple(DESCRIPTOR_FAMILIES)),
                "encoder_depth": Opt(int, 1, 16, note="reference 6"),
                "encoder_width": Opt(int, 1, 65_536, note="reference 64"),
-               "mode": Opt(str, choices=("concat", "add", "multiply"))}
+               "mode": Opt(str, choices=("concat", "add", "multiply")),
+               "hue_code": Opt(str, choices=("angle", "linear")), "last_bn": Opt(bool)}
 
     def __init__(self, in_dim: int, cfg: Any, families: tuple[str, ...] = tuple(DESCRIPTOR_FAMILIES),
-                 encoder_depth: int = 2, encoder_width: int = 64, mode: str = "concat") -> None:
+                 encoder_depth: int = 2, encoder_width: int = 64, mode: str = "concat", hue_code: str = "angle",
+                 last_bn: bool = True) -> None:
         super().__init__()
         check_values("head 'conditioned'", ConditionedProjector, dict(
-            families=families, encoder_depth=encoder_depth, encoder_width=encoder_width, mode=mode))
+            families=families, encoder_depth=encoder_depth, encoder_width=encoder_width, mode=mode,
+            hue_code=hue_code, last_bn=last_bn))
+        self.hue_code, self.last_bn = hue_code, bool(last_bn)
         cols = sorted(c for f in families for c in DESCRIPTOR_FAMILIES[f])
         self.register_buffer("columns", torch.tensor(cols, dtype=torch.long), persistent=False)
         code_dim = encoder_width if mode == "concat" else in_dim
@@ -153,7 +172,9 @@ class ConditionedProjector(Head):
         for _ in range(encoder_depth - 1):
             layers += [nn.Linear(d, encoder_width, bias=False), nn.BatchNorm1d(encoder_width), nn.ReLU(inplace=True)]
             d = encoder_width
-        layers += [nn.Linear(d, code_dim, bias=False), nn.BatchNorm1d(code_dim)]     # the reference's last_bn
+        layers += [nn.Linear(d, code_dim, bias=False)]
+        if self.last_bn:
+            layers.append(nn.BatchNorm1d(code_dim))                                  # the reference's last_bn
         self.encoder = nn.Sequential(*layers)
         self.mode = mode
         self.mlp = MLPHead(in_dim + (code_dim if mode == "concat" else 0), cfg.proj_hidden, cfg.proj_dim)
@@ -165,7 +186,7 @@ class ConditionedProjector(Head):
         # not fit or, worse, read the new columns with the old meaning: refuse it by name.
         last = f"{prefix}encoder.{len(self.encoder) - 2}"               # the final Linear (then the BatchNorm)
         bn = f"{prefix}encoder.{len(self.encoder) - 1}"
-        if f"{last}.bias" in state_dict and f"{bn}.running_mean" not in state_dict:
+        if self.last_bn and f"{last}.bias" in state_dict and f"{bn}.running_mean" not in state_dict:
             raise CheckpointError(
                 "this CASSLE run was trained with the 13-column augmentation descriptor of an earlier gpsviz (hue "
                 "as h/range, colour_diff around jitter + grayscale, no BatchNorm at the end of the descriptor "
@@ -177,6 +198,8 @@ class ConditionedProjector(Head):
         if batch is None or batch.descriptor is None:
             raise ConfigError("conditioned head: the batch carries no augmentation descriptor")
         d = batch.descriptor if index is None else batch.descriptor[index.to(batch.descriptor.device)]
+        if self.hue_code == "linear":
+            d = _linear_hue(d)
         code = self.encoder(d[:, self.columns.to(d.device)].to(h.dtype))            # V×code_dim
         if self.mode == "concat":
             x = torch.cat([h, code.to(h.dtype)], dim=1)

@@ -7,7 +7,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-__all__ = ["plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training", "KEEP_COLOUR", "MISS_COLOUR"]
+__all__ = ["plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training", "plot_miss_rate_sweep",
+           "KEEP_COLOUR", "MISS_COLOUR"]
 
 KEEP_COLOUR = "#1a9641"
 MISS_COLOUR = "#d7191c"
@@ -136,3 +137,29 @@ def plot_auroc_over_training(curves: Mapping[str, tuple[Sequence[int], Sequence[
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_miss_rate_sweep(sweeps: Mapping[str, Any], title: str = "", ax=None):
+    """AUROC of each distance (pooled Mahalanobis = UOTA, Euclidean, shrunk Σ) against the local views' miss rate.
+
+    ``sweeps``: {label: DataFrame with ``miss_rate`` and ``auroc_mahalanobis`` / ``auroc_euclidean`` /
+    ``auroc_shrunk``} (:func:`gpsviz.experiments.uota.miss_rate_sweep` or :func:`synthetic_sweep`); one line style
+    per label, one colour per distance. The dotted line is chance (0.5), the dashed one the aim (0.8)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    colours = {"auroc_mahalanobis": "#2c7bb6", "auroc_euclidean": "#fdae61", "auroc_shrunk": "#7b3294"}
+    names = {"auroc_mahalanobis": "pooled Σ (UOTA)", "auroc_euclidean": "Euclidean", "auroc_shrunk": "shrunk Σ"}
+    for (label, df), style in zip(sweeps.items(), ("-o", "--s", ":^", "-.v")):
+        df = df.sort_values("miss_rate")
+        for col, c in colours.items():
+            ax.plot(100 * df["miss_rate"], df[col], style, color=c, label=f"{names[col]} · {label}")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.axhline(0.8, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("local views that miss the object (%)")
+    ax.set_ylabel("AUROC (a far view = a miss)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Does the distance find the misses as they get common?")
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    return ax
