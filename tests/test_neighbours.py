@@ -71,19 +71,112 @@ def test_radius_ball_falls_back_to_the_anchor(data):
     assert idx.tolist() == [7] and dist.tolist() == [0.0]
 
 
-def test_fixed_and_adaptive_radius(data):
-    tau = 4.0
-    src = prepared(data, k=10, radius=tau)
-    assert (src.distances[src.valid] <= tau).all() and (src.distances[~src.valid] > tau).all()
-    pos = src.sample(torch.arange(N), gen())
-    inside = src.counts > 0
-    assert not (pos.partners[inside] == torch.arange(N)[inside]).any()
-    ad = prepared(data, k=30, radius="adaptive")
-    d20, _ = knn_search(data[1], None, 20, exclude_self=True)
-    expected = d20.mean(1) + d20.std(1)
-    assert torch.allclose(ad.tau, expected, rtol=1e-5)
-    assert (ad.counts > 0).all() and (ad.counts < 30).any()
-    assert (ad.distances[ad.valid] <= ad.tau[:, None].expand_as(ad.valid)[ad.valid]).all()
+@pytest.fixture(scope="module")
+def spread_clusters():
+    """4 clusters of 60 points in 4-d, far apart, of spread 0.3 / 1 / 2 / 4: a τ-ball holds many candidates in the
+    tight clusters and few in the loose one, unlike top-k (exactly k everywhere)."""
+    g = torch.Generator().manual_seed(1)
+    m, d = 60, 4
+    labels = torch.arange(4).repeat_interleave(m)
+    emb = 40 * torch.eye(4, d)[labels] + torch.tensor([0.3, 1.0, 2.0, 4.0])[labels, None] * torch.randn(4 * m, d,
+                                                                                                        generator=g)
+    ds = ImageDataset(images=torch.zeros(4 * m, 1, 4, 4, dtype=torch.uint8), labels=labels, classes=list("abcd"))
+    return ds, emb
+
+
+def reference_balls(emb, radius, pool=2047, threshold_k=20, include_anchor=False):
+    """Independent transcription of aarashfeizi/gps-ssl (plain torch, float64, full distance matrix).
+
+    main_nn.py: D, I = faiss IndexFlatL2 search of k = 2048 (= pool + 1, self included, squared L2); adaptive:
+    τ = np.mean(D[:, 1:threshold_k + 1]) + np.std(D[:, 1:threshold_k + 1]) — one scalar. gps_dataset.py: drop self
+    from each row (filter_sim_matrix=True; with False the last column is dropped and self stays), keep every
+    neighbour with distance ≤ τ (no num_nns_choice cap), an empty row becomes [idx]. Returns (τ, list of sets).
+    """
+    x = emb.double()
+    dist = (x[:, None, :] - x[None, :, :]).pow(2).sum(-1)
+    dd, ii = dist.sort(dim=1, stable=True)
+    dd, ii = dd[:, : pool + 1], ii[:, : pool + 1]
+    if radius == "adaptive":
+        block = dd[:, 1: threshold_k + 1]
+        tau = float(block.mean() + block.std(unbiased=False))
+    else:
+        tau = float(radius)
+    balls = []
+    for i in range(len(x)):
+        keep = torch.ones(ii.shape[1], dtype=torch.bool)
+        if include_anchor or not (ii[i] == i).any():
+            keep[-1] = False
+        else:
+            keep[ii[i] == i] = False
+        row, drow = ii[i][keep], dd[i][keep]
+        ball = set(row[drow <= tau].tolist())
+        balls.append(ball or {i})
+    return tau, balls, dd
+
+
+def assert_same_balls(src, balls):
+    for a, ball in enumerate(balls):
+        idx, dist = src.candidates(a)
+        assert set(idx.tolist()) == ball and len(idx) == len(ball), a
+        assert (dist[1:] >= dist[:-1]).all()
+
+
+@pytest.mark.parametrize("radius", [8.0, "adaptive"])
+def test_fixed_and_adaptive_radius(spread_clusters, radius):
+    ds, emb = spread_clusters
+    tau, balls, dd = reference_balls(emb, radius)
+    assert ((dd[:, 1:] - tau).abs() > 1e-4 * tau).all()                    # no distance on the edge: a fair test
+    src = NeighbourPositives(k=10, radius=radius)
+    src.prepare(ds, embedding=emb)
+    assert src.tau.ndim == 0 and float(src.tau) == pytest.approx(tau, rel=1e-5)   # one global τ
+    assert_same_balls(src, balls)
+    counts = torch.tensor([len(b) if a not in b else 0 for a, b in enumerate(balls)])
+    assert torch.equal(src.counts, counts) and src.table.shape[1] == int(counts.max())
+    per_cluster = [float(src.counts[ds.labels == c].float().mean()) for c in range(4)]
+    assert per_cluster[0] == 59 and per_cluster[3] < 10                    # not capped at k = 10, nor padded to it
+    assert per_cluster == sorted(per_cluster, reverse=True)
+    if radius == "adaptive":
+        block = knn_search(emb, None, 20, exclude_self=True)[0]
+        assert float(src.tau) == pytest.approx(float(block.mean() + block.std(unbiased=False)), rel=1e-5)
+        assert (src.counts == 0).any() and (src.counts > 10).any()
+
+
+def test_radius_partner_is_uniform_in_the_ball(spread_clusters):
+    ds, emb = spread_clusters
+    src = NeighbourPositives(radius=8.0)
+    src.prepare(ds, embedding=emb)
+    ball = set(src.candidates(0)[0].tolist())
+    assert len(ball) == 59
+    partners = src.sample(torch.zeros(59 * 200, dtype=torch.long), gen()).partners
+    hits = torch.bincount(partners, minlength=len(emb))
+    assert set(torch.nonzero(hits).flatten().tolist()) == ball              # every candidate, nothing else
+    assert hits[list(ball)].min() > 140 and hits[list(ball)].max() < 270    # ~200 each (sd ≈ 14)
+    anchors = torch.arange(len(emb)).repeat(5)
+    pos = src.sample(anchors, gen(2))
+    empty = src.counts[anchors] == 0
+    assert empty.any() and torch.equal(pos.partners[empty], anchors[empty])  # empty ball → the anchor itself
+    assert not (pos.partners[~empty] == anchors[~empty]).any()
+    for a, p in zip(anchors[~empty].tolist(), pos.partners[~empty].tolist()):
+        assert p in src.table[a, : src.counts[a]].tolist()
+    assert torch.equal(pos.partners, src.sample(anchors, gen(2)).partners)   # exact-seed determinism
+    assert not torch.equal(pos.partners, src.sample(anchors, gen(3)).partners)
+
+
+def test_radius_pool_and_include_anchor(spread_clusters):
+    ds, emb = spread_clusters
+    src = NeighbourPositives(radius=8.0, pool=30)
+    src.prepare(ds, embedding=emb)
+    assert_same_balls(src, reference_balls(emb, 8.0, pool=30)[1])
+    assert src.counts.max() == 30 and src.describe()["pool"] == 30
+    with_anchor = NeighbourPositives(radius=8.0, pool=30, include_anchor=True)
+    with_anchor.prepare(ds, embedding=emb)
+    assert_same_balls(with_anchor, reference_balls(emb, 8.0, pool=30, include_anchor=True)[1])
+    assert (with_anchor.table[:, 0] == torch.arange(len(emb))).all() and (with_anchor.counts >= 1).all()
+    wide = NeighbourPositives(k=1, radius=1e6)                              # k does not cap a ball; pool ≤ N − 1
+    wide.prepare(ds, embedding=emb)
+    assert (wide.counts == len(emb) - 1).all()
+    with pytest.raises(ConfigError, match="pool"):
+        NeighbourPositives(pool=0)
 
 
 def test_farthest_choice_picks_max_distance_in_ball(data):

@@ -1,7 +1,8 @@
 """GPS-SSL positives: an anchor's partner is another image close to it in a *prior* embedding space.
 
 Before training, :meth:`NeighbourPositives.prepare` embeds every image with a prior (:mod:`gpsviz.priors`), runs
-one exact k-NN search (squared L2 on the unnormalised embedding, self excluded) and keeps an N×K candidate table.
+one exact k-NN search (squared L2 on the unnormalised embedding, self excluded) and keeps an N×K candidate table:
+the k nearest, or, with a ``radius`` τ, every one of the ``pool`` nearest (2,047, as the reference) within τ.
 Each time an anchor is drawn, :meth:`~NeighbourPositives.sample` picks its partner among its candidates
 (uniformly, as the reference code; or the farthest one inside the τ-ball, as the paper's formula)::
 
@@ -39,19 +40,38 @@ class NeighbourPositives(PositiveSource):
             ``pca``, ``pixels`` or ``hog``. The reference default, an ImageNet ResNet-50
             (``imagenet-resnet50``), needs weights that are not available offline.
         prior_options: options of the prior (e.g. ``{"dim": 32}`` for ``pca``).
-        k: candidates per anchor (its k nearest other images); with a ``radius``, the cap on the τ-ball.
-        include_anchor: the anchor itself is a candidate (distance 0); with ``k=1`` this is plain SSL.
-        radius: ``None`` (all k candidates), a float τ (candidates with squared distance ≤ τ), or ``"adaptive"``
-            (per anchor τ = mean + std of the squared distances to its ``adaptive_k`` nearest). An empty ball falls
-            back to the anchor itself.
-        choice: ``"uniform"`` (reference code) or ``"farthest"`` (the paper's formula: the farthest candidate
-            inside the ball).
+        k: candidates per anchor without a ``radius``: its k nearest other images (the reference's
+            ``num_nns_choice``). Not used with a ``radius``: as in the reference, the ball is not capped at k.
+        include_anchor: the anchor itself is a candidate (distance 0, counted in ``k`` and ``pool``); with ``k=1``
+            this is plain SSL (the reference's ``filter_sim_matrix=False``).
+        radius: which candidates, following the reference (``main_nn.py`` and ``solo/data/gps_dataset.py`` of
+            aarashfeizi/gps-ssl):
+
+            * ``None``: the ``k`` nearest (top-k; the reference without a threshold).
+            * a float τ: every image among the anchor's ``pool`` nearest whose prior distance (squared L2 with
+              ``metric="l2"``) is ≤ τ — however many that is, from 0 to ``pool``. One τ for all anchors.
+            * ``"adaptive"``: the same ball with ONE global τ computed from the data: the mean plus the standard
+              deviation (population, ``ddof=0``) of the whole N × ``adaptive_k`` block of distances from every
+              image to its ``adaptive_k`` nearest other images (self excluded), i.e. the reference's
+              ``np.mean(D[:, 1:21]) + np.std(D[:, 1:21])``. Tight regions of the prior thus get large balls and
+              loose ones small balls (unlike top-k, where every anchor has exactly k).
+
+            An empty ball falls back to the anchor itself (the reference's ``[idx]``). ``tau`` holds the τ used
+            (a 0-d float32 tensor; ``None`` without a radius). ``radius=0`` is a literal ball of radius 0 (exact
+            duplicates only); the reference treats a threshold of 0 as "no threshold".
+        choice: ``"uniform"`` (reference code: every candidate in the ball equally likely, drawn afresh each time
+            the anchor is drawn) or ``"farthest"`` (the paper's formula: the farthest candidate inside the ball).
         refresh_every: epochs between rebuilds of the table from the current model (0 = never). The training loop
             calls ``prepare(dataset, embed_fn=...)``; the first ``prepare`` still uses ``prior`` unless it is
             ``"model"``.
         metric: ``"l2"`` (squared Euclidean, reference) or ``"cosine"``.
         index: k-NN index (``"flat"`` exact; ``"ivf"``/``"hnsw"`` approximate for millions of images).
-        adaptive_k: neighbours used for the adaptive τ.
+        adaptive_k: neighbours per image in the block whose mean + std is the adaptive τ (reference
+            ``threshold_k``, 20).
+        pool: with a ``radius``, how many nearest images (self excluded; the anchor counts when
+            ``include_anchor``) are candidates for the ball: the reference searches 2,048 neighbours including the
+            image itself, hence 2,047. Capped at N − 1. Memory: one N × ``pool`` search; the table keeps only as
+            many columns as the largest ball.
         root: data folder for the prior cache.
         embedding: a precomputed N×D prior (overrides ``prior``; also accepted as ``prepare(..., embedding=)``).
         progress: show the prior's progress bars.
@@ -70,6 +90,7 @@ class NeighbourPositives(PositiveSource):
         "metric": Opt(str, choices=("l2", "cosine")),
         "index": Opt(str, choices=("flat", "ivf", "hnsw")),
         "adaptive_k": Opt(int, 2, 1000),
+        "pool": Opt(int, 1, 100_000, note="nearest images searched for the τ-ball"),
     }
 
     @classmethod
@@ -80,23 +101,24 @@ class NeighbourPositives(PositiveSource):
     def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 10,
                  include_anchor: bool = False, radius: float | str | None = None, choice: str = "uniform",
                  refresh_every: int = 0, metric: str = "l2", index: str = "flat", adaptive_k: int = 20,
-                 root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
-                 **prior_kwargs: Any) -> None:
+                 pool: int = 2047, root: str | None = None, embedding: torch.Tensor | None = None,
+                 progress: bool = True, **prior_kwargs: Any) -> None:
         super().__init__()
         given = dict(prior=prior, prior_options=prior_options, k=k, include_anchor=include_anchor, radius=radius,
                      choice=choice, refresh_every=refresh_every, metric=metric, index=index,
-                     adaptive_k=adaptive_k, root=root, embedding=embedding, progress=progress)
+                     adaptive_k=adaptive_k, pool=pool, root=root, embedding=embedding, progress=progress)
         o = check_values("positive source 'neighbours'", NeighbourPositives, {**given, **prior_kwargs})
         self.prior = prior
         self.prior_options = check_prior_kwargs("positive source 'neighbours'", o, self.options)
         self.k, self.include_anchor, self.radius, self.choice = k, o["include_anchor"], o["radius"], choice
         self.refresh_every, self.metric, self.index, self.adaptive_k = refresh_every, metric, index, adaptive_k
+        self.pool = pool
         self.root, self.embedding, self.progress = root, embedding, o["progress"]
         self.table: torch.Tensor | None = None        # int64 N×K candidate rows (sorted by distance)
         self.distances: torch.Tensor | None = None    # float32 N×K prior distances
         self.valid: torch.Tensor | None = None        # bool N×K: inside the ball (a prefix of each row)
         self.counts: torch.Tensor | None = None       # int64 N valid candidates (0 → partner = anchor)
-        self.tau: torch.Tensor | None = None          # float32 N ball radius per anchor (None without radius)
+        self.tau: torch.Tensor | None = None          # float32 0-d: the ball's τ, one for all (None without radius)
         self.labels: torch.Tensor | None = None       # int64 N (for purity)
         self.source: str | None = None                # what the table was built from
 
@@ -135,16 +157,18 @@ class NeighbourPositives(PositiveSource):
         from gpsviz.knn import knn_search
 
         n = embedding.shape[0]
-        k_others = self.k - 1 if self.include_anchor else self.k
+        anchor_slot = 1 if self.include_anchor else 0
+        ball = self.radius is not None
         adaptive = self.radius == "adaptive"
+        # others per row: top-k without a radius; the pool (capped at N − 1) with one
+        k_others = min(self.pool - anchor_slot, n - 1) if ball else self.k - anchor_slot
         k_search = max(k_others, self.adaptive_k if adaptive else 0)
         if n < 2 and k_search > 0:
             raise DataError(f"neighbours: need at least 2 images to find neighbours, got {n}")
-        if k_others > n - 1:
+        if k_others > n - 1:                                                      # top-k only: the pool is capped
             raise ConfigError(f"neighbours: k={self.k} asks for {k_others} neighbours per image but the data has only "
-                              f"{n} images ({n - 1} others); use k ≤ {n - 1 + (1 if self.include_anchor else 0)}")
+                              f"{n} images ({n - 1} others); use k ≤ {n - 1 + anchor_slot}")
         k_search = min(k_search, n - 1)
-        k_others = min(k_others, k_search)
         if k_search > 0:
             dist, idx = knn_search(embedding, None, k_search, metric=self.metric, exclude_self=True,
                                    index=self.index)                              # N×k_search, ascending
@@ -154,19 +178,22 @@ class NeighbourPositives(PositiveSource):
         if self.include_anchor:
             cand = torch.cat([torch.arange(n)[:, None], cand], 1)                 # anchor first, distance 0
             cdist = torch.cat([torch.zeros(n, 1), cdist], 1)
-        if self.radius is None:
+        if not ball:
             tau = None
             valid = torch.ones_like(cand, dtype=torch.bool)
         else:
-            if adaptive:
-                near = dist[:, : self.adaptive_k]
-                tau = near.mean(1) + (near.std(1) if near.shape[1] > 1 else torch.zeros(n))
+            if adaptive:                                                          # ONE τ from the N×adaptive_k block
+                block = dist[:, : self.adaptive_k].double()
+                tau = block.mean() + block.std(unbiased=False) if block.numel() else torch.zeros(())
             else:
-                tau = torch.full((n,), float(self.radius))
-            valid = cdist <= tau[:, None]                                         # a prefix: cdist is sorted
-        self.table, self.distances, self.valid = cand.contiguous(), cdist.float().contiguous(), valid
+                tau = torch.tensor(float(self.radius), dtype=torch.double)
+            tau = tau.float()
+            valid = cdist <= tau                                                  # a prefix: cdist is sorted
+            width = int(valid.sum(1).max()) if n else 0                           # keep only the largest ball
+            cand, cdist, valid = cand[:, :width], cdist[:, :width], valid[:, :width]
+        self.table, self.distances, self.valid = cand.contiguous(), cdist.float().contiguous(), valid.contiguous()
         self.counts = valid.sum(1)
-        self.tau = None if tau is None else tau.float()
+        self.tau = tau
         self.labels = None if labels is None else torch.as_tensor(labels).long().cpu()
 
     # ----------------------------------------------------------------------------------------- sampling
@@ -231,6 +258,10 @@ class NeighbourPositives(PositiveSource):
         d = {**super().describe(), "prior": self.prior, "prior_options": dict(self.prior_options), "k": self.k,
              "include_anchor": self.include_anchor, "radius": self.radius, "choice": self.choice,
              "metric": self.metric}
+        if self.radius is not None:
+            d["pool"] = self.pool
+            if self.tau is not None:
+                d["tau"] = float(self.tau)
         if self.table is not None:
             d.update(source=self.source, mean_candidates=float(self.counts.float().mean()),
                      empty_share=float((self.counts == 0).float().mean()))
