@@ -244,8 +244,9 @@ def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     return mu / mu.norm(dim=1, keepdim=True).clamp_min(1e-12), classes
 
 
-def etf_distance(features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Distance of the class means from a simplex equiangular tight frame.
+def class_means_etf_distance(features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Distance of the **label class means** from a simplex equiangular tight frame (neural collapse; not the
+    Dubois condition, which is the instance-level :func:`dist_to_etf`).
 
     With U the centred unit-norm class means (:func:`class_means`), a simplex ETF has pairwise cosines
     −1/(C−1). Returns ``{"etf_distance": mean_{c≠c'} |cos(u_c, u_c') + 1/(C−1)|`` (0 = a perfect simplex),
@@ -261,6 +262,105 @@ def etf_distance(features: torch.Tensor, labels: torch.Tensor) -> dict[str, floa
     norms = (raw - raw.mean(0, keepdim=True)).norm(dim=1)
     return {"etf_distance": float((cos[off] + 1.0 / (c - 1)).abs().mean()),
             "norm_cv": float(norms.std() / norms.mean().clamp_min(1e-12)), "mean_cos": float(cos[off].mean())}
+
+
+# Dubois et al.'s ETF condition as the reference measures it: instance-level, on two views of each image
+# (YannDubs/Invariant-Self-Supervised-Learning, issl/helpers.py: DistToEtf and RunningMean; issl/issl.py: ISSLModule
+# .step logs pos_loss + neg_loss as "dist_to_etf", on the encoder's representation z of the two views of a batch).
+def _etf_terms(u_a: torch.Tensor, u_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pos, neg) of unit rows u_a, u_b (N×D, row i = two views of image i): pos = mean_i (1 − u_a,i·u_b,i),
+    neg = mean_{i≠j} u_a,i·u_b,j."""
+    m = u_a @ u_b.T
+    n = m.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool, device=m.device)
+    return (1.0 - m.diagonal()).mean(), m[off].mean()
+
+
+def dist_to_etf(z_a: torch.Tensor, z_b: torch.Tensor, centre: str | torch.Tensor = "pooled") -> dict[str, float]:
+    """Dubois et al.'s distance to a simplex ETF, instance-level, as the reference's ``DistToEtf`` computes it.
+
+    Each view's features are centred, then scaled to unit norm (u_a,i, u_b,i); with M = U_a U_bᵀ (N×N):
+    ``pos`` = mean_i (1 − M_ii) (0 when the two views of every image point the same way), ``neg`` = mean of the
+    off-diagonal M_ij (the cosine between views of different images), ``dist_to_etf`` = pos + neg. Since
+    Σ_{i≠j} M_ij = (Σu_a)·(Σu_b) − Σ M_ii, ``dist_to_etf`` = 1 − 1/(N−1)·Σ_i (u_a,i − ū_a)·(u_b,i − ū_b) (ū the
+    mean unit vector of a view) ≥ −1/(N−1) = ``floor``, with equality exactly when the two views coincide and
+    Σ u = 0, e.g. a perfect simplex of N instances (then pos = 0 and neg = −1/(N−1); the reference's comment says
+    "best: −1/dim").
+
+    Centring. The reference centres by a running mean (:class:`RunningDistToEtf`: the batch mean of the view
+    weighted 0.5 against a stored mean updated with momentum 0.1, starting at 0, across training steps). For a
+    one-shot evaluation there is no training history; the stored mean is an average of both views' batch means, so
+    ``centre="pooled"`` (default) subtracts the mean over both views of all N images, what the running mean
+    tracks; ``"per-view"`` subtracts each view's own mean; a tensor (D) is subtracted from both views.
+
+    Args:
+        z_a, z_b: float N×D, row i = the features of two augmented views of image i (N ≥ 2).
+
+    Returns:
+        ``{"dist_to_etf", "pos", "neg", "cosine_pos": 1 − pos, "floor": −1/(N−1)}`` (float64 arithmetic).
+    """
+    a, b = torch.as_tensor(z_a).double(), torch.as_tensor(z_b).double()
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
+        raise ConfigError(f"dist_to_etf: z_a and z_b must both be N×D with N ≥ 2, got {tuple(a.shape)} and "
+                          f"{tuple(b.shape)}")
+    if isinstance(centre, str):
+        if centre == "pooled":
+            mu_a = mu_b = torch.cat([a, b]).mean(0)
+        elif centre == "per-view":
+            mu_a, mu_b = a.mean(0), b.mean(0)
+        else:
+            raise ConfigError(f"dist_to_etf: centre={centre!r} is unknown; choose 'pooled', 'per-view' or a "
+                              f"D-vector")
+    else:
+        mu_a = mu_b = torch.as_tensor(centre).double().reshape(-1)
+        if mu_a.shape[0] != a.shape[1]:
+            raise ConfigError(f"dist_to_etf: centre must have {a.shape[1]} entries, got {mu_a.shape[0]}")
+    unit = torch.nn.functional.normalize
+    pos, neg = _etf_terms(unit(a - mu_a, dim=1), unit(b - mu_b, dim=1))
+    n = a.shape[0]
+    return {"dist_to_etf": float(pos + neg), "pos": float(pos), "neg": float(neg), "cosine_pos": float(1 - pos),
+            "floor": -1.0 / (n - 1)}
+
+
+class RunningDistToEtf:
+    """The reference's ``DistToEtf`` with its running centring, for monitoring during training: each call
+    ``(z_a, z_b)`` (one batch's two views, N×D) centres view a by 0.5·mean(z_a) + 0.5·stored, then updates
+    stored ← 0.1·mean(z_a) + 0.9·stored, then does the same for view b (stored starts at 0, D entries), and returns
+    (pos, neg) as :func:`dist_to_etf` defines them (dist_to_etf = pos + neg). float64 throughout."""
+
+    def __init__(self, dim: int, alpha_use: float = 0.5, alpha_store: float = 0.1) -> None:
+        if not (0.0 <= alpha_use <= 1.0 and 0.0 <= alpha_store <= 1.0):
+            raise ConfigError(f"RunningDistToEtf: alpha_use and alpha_store must lie in [0, 1], got {alpha_use}, "
+                              f"{alpha_store}")
+        self.stored = torch.zeros(int(dim), dtype=torch.float64)
+        self.alpha_use, self.alpha_store = float(alpha_use), float(alpha_store)
+
+    def _unit(self, z: torch.Tensor) -> torch.Tensor:
+        z = torch.as_tensor(z).detach().double().cpu()
+        m = z.mean(0)
+        use = self.alpha_use * m + (1 - self.alpha_use) * self.stored
+        self.stored = self.alpha_store * m + (1 - self.alpha_store) * self.stored
+        return torch.nn.functional.normalize(z - use, dim=1)
+
+    def __call__(self, z_a: torch.Tensor, z_b: torch.Tensor) -> tuple[float, float]:
+        u_a = self._unit(z_a)
+        u_b = self._unit(z_b)
+        pos, neg = _etf_terms(u_a, u_b)
+        return float(pos), float(neg)
+
+
+def measure_dist_to_etf(backbone: torch.nn.Module, dataset: Any, preset: str | Any = "strong", strength: float = 1.0,
+                        n: int = 500, seed: int = 0, device: Any = None) -> dict[str, float]:
+    """:func:`dist_to_etf` of a backbone's features of two independent augmented views (the whole preset, as
+    :func:`measure_invariance`'s ``"all"``: the same draws) of ``n`` images of ``dataset`` (use the held-out
+    split)."""
+    from gpsviz.augment import Augmenter
+
+    images = dataset.images[: int(n)]
+    aug = Augmenter(family_config(preset, "all", strength))
+    g = torch.Generator().manual_seed(seed)
+    return dist_to_etf(view_features(backbone, images, aug, g, device=device),
+                       view_features(backbone, images, aug, g, device=device))
 
 
 def simplex_etf(c: int) -> torch.Tensor:
@@ -399,7 +499,8 @@ def constructed_representation(kind: str, n_images: int = 100, n_classes: int = 
 def conditions_of(rep: dict[str, torch.Tensor], fit_views: int | None = None, seed: int = 0) -> dict[str, float]:
     """The four conditions of a :func:`constructed_representation` (or any ``{"views": V×N×D, "labels": N}``):
     invariance (views 0 and 1), instance decodability (fit on the first ``fit_views`` views, default V−1, report
-    on the rest), ETF distance and effective rank (of view 0)."""
+    on the rest), distance to a simplex ETF (:func:`dist_to_etf` of views 0 and 1, the instance-level Dubois
+    condition; ``class_means_etf``: :func:`class_means_etf_distance` of view 0) and effective rank (of view 0)."""
     v, y = rep["views"], rep["labels"]
     nv, n = v.shape[0], v.shape[1]
     k = nv - 1 if fit_views is None else int(fit_views)
@@ -409,7 +510,8 @@ def conditions_of(rep: dict[str, torch.Tensor], fit_views: int | None = None, se
     return {"invariance": invariance_ratio(v[0], v[1]),
             "decodability": instance_decodability(v[:k].reshape(-1, v.shape[2]), ids.repeat(k),
                                                    v[k:].reshape(-1, v.shape[2]), ids.repeat(nv - k), seed=seed),
-            "etf_distance": etf_distance(v[0], y)["etf_distance"], "effective_rank": effective_rank(v[0])}
+            "etf_distance": dist_to_etf(v[0], v[1])["dist_to_etf"], "effective_rank": effective_rank(v[0]),
+            "class_means_etf": class_means_etf_distance(v[0], y)["etf_distance"]}
 
 
 # ---------------------------------------------------------------------------------------------- UOTA view weights

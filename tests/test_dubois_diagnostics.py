@@ -15,10 +15,10 @@ def _small(kind: str, **kw):
     return dg.constructed_representation(kind, n_images=40, n_classes=4, views=4, dim=12, **kw)
 
 
-def test_perfect_simplex_has_etf_distance_zero_and_rank_c_minus_one():
+def test_perfect_simplex_has_class_means_etf_distance_zero_and_rank_c_minus_one():
     rep = _small("simplex")
     f, y = rep["views"][0], rep["labels"]
-    etf = dg.etf_distance(f, y)
+    etf = dg.class_means_etf_distance(f, y)
     assert etf["etf_distance"] < 1e-6 and etf["norm_cv"] < 1e-6
     assert etf["mean_cos"] == pytest.approx(-1 / 3, abs=1e-6)
     assert dg.effective_rank(f) == pytest.approx(3.0, abs=0.01)          # C − 1 = 3 equal singular values
@@ -27,20 +27,20 @@ def test_perfect_simplex_has_etf_distance_zero_and_rank_c_minus_one():
     assert (ideal ** 2).sum(1) == pytest.approx([1.0] * 4)                 # a regular 4-gon of radius 1
 
 
-def test_etf_distance_of_a_square_is_known():
+def test_class_means_etf_distance_of_a_square_is_known():
     # four class means at the vertices of a square: adjacent cosines 0, opposite −1; ideal −1/3
     # → mean |cos + 1/3| over ordered pairs = (8·1/3 + 4·2/3) / 12 = 4/9
     pts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     y = torch.arange(4).repeat(5)
     f = pts[y] + 0.0
-    assert dg.etf_distance(f, y)["etf_distance"] == pytest.approx(4 / 9, abs=1e-6)
+    assert dg.class_means_etf_distance(f, y)["etf_distance"] == pytest.approx(4 / 9, abs=1e-6)
 
 
 def test_collapsed_representation_has_rank_one():
     rep = _small("collapsed")
     assert dg.effective_rank(rep["views"][0]) == pytest.approx(1.0, abs=1e-3)
     assert dg.effective_rank(_small("not-invariant")["views"][0]) > 8      # isotropic noise in 12 dimensions
-    assert dg.etf_distance(rep["views"][0], rep["labels"])["etf_distance"] > 0.5
+    assert dg.class_means_etf_distance(rep["views"][0], rep["labels"])["etf_distance"] > 0.5
 
 
 def test_invariant_but_undecodable_vs_ideal():
@@ -53,7 +53,10 @@ def test_invariant_but_undecodable_vs_ideal():
     assert und["decodability"] <= 0.2
     assert ideal["decodability"] >= 0.95
     assert noisy["decodability"] <= 0.15                                 # chance among 40 images is 0.025
-    assert und["etf_distance"] < 1e-6                                    # a perfect class simplex all the same
+    assert und["class_means_etf"] < 1e-6                                 # a perfect class simplex all the same
+    # the instance-level distance (the Dubois condition): identical views, unit vectors summing to 0 → its floor
+    assert und["etf_distance"] == pytest.approx(-1 / 39, abs=1e-6)
+    assert ideal["etf_distance"] < 0 < noisy["etf_distance"]
 
 
 def test_invariance_ratio_and_errors():

@@ -64,7 +64,7 @@ _DEFAULT_DIM = {"smoke": 32, "small": 128, "full": 512}
 
 #: The measured conditions (keys of :func:`measure_run`'s result) and whether larger is better in theory.
 CONDITIONS = {"invariance": False, "decodability": True, "etf_distance": False, "effective_rank": True}
-_VERSION = 1   # of conditions.json
+_VERSION = 2   # of conditions.json (2: etf_distance is the instance-level dist_to_etf, was the class means')
 
 
 def _data(scale: str) -> str:
@@ -119,8 +119,11 @@ def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_inva
 
     Fits on the train split, reports on the held-out split: linear and MLP probes (all labels and 1, 5, 10, 50
     per class), invariance per augmentation family and decodability of the instance among ``n_instances``
-    images (views of held-out images; the ``strong`` preset at strength 1 for every run), ETF distance, the
-    2-D simplex view and effective rank of the held-out features. Cached in ``run_dir/conditions.json`` (keyed by
+    images (views of held-out images; the ``strong`` preset at strength 1 for every run), the distance to a simplex
+    ETF (``etf_distance``: the reference's instance-level :func:`gpsviz.diagnostics.dist_to_etf` of two such views
+    of ``n_invariance`` held-out images, with its ``etf_pos`` and ``etf_neg`` terms; ``class_means_etf``: the
+    label class means' distance, neural collapse), the 2-D simplex view and effective rank of the held-out
+    features. Cached in ``run_dir/conditions.json`` (keyed by
     the run's config). Returns a flat dict (``invariance`` = the whole preset's ratio, ``invariance_<family>``
     per family, ``label_efficiency`` rows, ``etf_means`` / ``etf_ideal`` C×2 lists, ``dim``, ``classes``)."""
     import torch
@@ -148,11 +151,13 @@ def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_inva
     inv = dg.measure_invariance(backbone, test_ds, "strong", 1.0, n=n_invariance, seed=cfg.seed, device=device)
     dec = dg.measure_decodability(backbone, test_ds, "strong", 1.0, n_images=n_instances, seed=cfg.seed,
                                   device=device)
-    etf = dg.etf_distance(te.features, test_ds.labels)
+    etf = dg.measure_dist_to_etf(backbone, test_ds, "strong", 1.0, n=n_invariance, seed=cfg.seed, device=device)
+    cm = dg.class_means_etf_distance(te.features, test_ds.labels)
     means, ideal = dg.etf_view_2d(te.features, test_ds.labels)
     res = {"linear": full["linear"], "mlp": full["mlp"], "invariance": inv.get("all", float("nan")),
            **{f"invariance_{k}": v for k, v in inv.items() if k != "all"}, "decodability": dec,
-           "etf_distance": etf["etf_distance"], "etf_norm_cv": etf["norm_cv"],
+           "etf_distance": etf["dist_to_etf"], "etf_pos": etf["pos"], "etf_neg": etf["neg"],
+           "class_means_etf": cm["etf_distance"], "etf_norm_cv": cm["norm_cv"],
            "effective_rank": dg.effective_rank(te.features), "dim": int(te.features.shape[1]),
            "label_efficiency": eff, "etf_means": means.tolist(), "etf_ideal": ideal.tolist(),
            "classes": list(test_ds.classes), "strength": float(cfg.strength), "recipe": cfg.recipe,

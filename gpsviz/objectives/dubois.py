@@ -8,9 +8,14 @@ CISSL (τ = 0.07; the recipe's student head is Linear + BN, the probe's architec
     loss_i = −½·log q_ii − ½·mean_{j positive of i} log q_ij          (q = softmax over j)
 
 DISSL (C = proj_dim categories; reference C = 16384 on ImageNet, 128 by default here for small data):
-    t_i = softmax(teacher(h_i) / 0.5)        teacher: MLP d→1024→512→C, not detached, no EMA
-    log s_j = log_softmax(student(h_j) / 1.0) student: the recipe's low-rank linear head d→512→C
-    loss = mean_{i≠j same instance} [CE(t_i, s_j) + β·CE(t_i, t_j)] − λ·H(mean over the batch of t)
+    t_i = softmax(teacher(h_i) / 0.5)        teacher: d→1024 (BN, ReLU) →512 (BN) →C, not detached, no EMA
+    log s_j = log_softmax(student(h_j) / 1.0) student: the recipe's low-rank linear head d→512 (BN) →C
+    loss = mean_{i≠j same instance} [CE(t_i, s_j) + β·CE(t_i, t_j)] − λ·mean_k H(mean over the batch of t, crop k)
+The marginal entropy is taken **per crop** (views of one slot: all anchors, all partners, …) and averaged over the
+crops, as the reference does (YannDubs/Invariant-Self-Supervised-Learning, ``issl/losses/dissl.py``,
+``DISSL.forward``: ``p_M = p_Mlz.mean(0)`` inside the loop over crops, ``H_maximality = mean(list_H_M)``). The
+entropy of the marginal pooled over both crops is larger by a Jensen–Shannon term (the crops' marginals
+differing), which λ would reward.
 """
 from __future__ import annotations
 
@@ -21,14 +26,53 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz import distributed as D
+from gpsviz.errors import CheckpointError
 from gpsviz.objectives.base import TEMPERATURE, Objective, float32_region, other_views_of, register_objective
 from gpsviz.registry import Opt, check_values
 
-__all__ = ["CISSLObjective", "DISSLObjective"]
+__all__ = ["CISSLObjective", "DISSLObjective", "DISSLTeacher"]
 
 
 def _own_rows(m: int, device: torch.device) -> torch.Tensor:
     return torch.arange(m, device=device) + D.rank() * m
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of a categorical distribution p (C, sums to 1)."""
+    return -(p * p.clamp(min=1e-12).log()).sum()
+
+
+class DISSLTeacher(nn.Module):
+    """DISSL's teacher, the reference's projector (``issl/architectures/basic.py``: ``MLP`` with
+    ``n_hid_layers=1, hid_dim=1024, norm_layer="batch"`` whose last layer is ``Linear`` with
+    ``bottleneck_size=512``, ``is_batchnorm_bottleneck=True``)::
+
+        Linear(d, hidden, bias=False) → BatchNorm1d(hidden) → ReLU
+        → Linear(hidden, bottleneck, bias=False) → BatchNorm1d(bottleneck) (affine) → Linear(bottleneck, C)
+
+    h: V×d → logits V×C. A checkpoint of an earlier gpsviz (no BatchNorm in the bottleneck, the layers under
+    ``0.net`` and ``1``) is refused by name."""
+
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, bottleneck, bias=False), nn.BatchNorm1d(bottleneck),
+                                 nn.Linear(bottleneck, out_dim))
+        self.out_dim = int(out_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # An earlier gpsviz's teacher: Sequential(MLPHead d→hidden→bottleneck with a biased last Linear, Linear
+        # bottleneck→C), no BatchNorm between the two (keys "0.net.*" and "1.*"). Refuse it by name.
+        if f"{prefix}0.net.0.weight" in state_dict and f"{prefix}net.4.running_mean" not in state_dict:
+            raise CheckpointError(
+                "this DISSL run was trained by an earlier gpsviz whose teacher had no BatchNorm in its bottleneck "
+                "(hidden → bottleneck → categories); its teacher cannot be loaded into the current one, which has "
+                "the reference's BatchNorm there (and its loss took the marginal entropy pooled over both crops, "
+                "not per crop). Retrain the run (its backbone alone still loads for evaluation).")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 @register_objective("cissl")
@@ -91,11 +135,8 @@ class DISSLObjective(Objective):
         self.teacher_hidden, self.bottleneck = int(teacher_hidden), int(bottleneck)
 
     def build(self, model: Any, cfg: Any) -> None:
-        from gpsviz.models.heads import MLPHead
-
-        model.heads["dissl_teacher"] = nn.Sequential(
-            MLPHead(model.backbone.out_dim, self.teacher_hidden, self.bottleneck), nn.Linear(self.bottleneck,
-                                                                                             cfg.proj_dim))
+        model.heads["dissl_teacher"] = DISSLTeacher(model.backbone.out_dim, self.teacher_hidden, self.bottleneck,
+                                                    cfg.proj_dim)
 
     def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         logits_t = model.heads["dissl_teacher"](out["h"])                    # M×C, not detached
@@ -112,6 +153,7 @@ class DISSLObjective(Objective):
             ce_s = -(logs @ t_all.T)                                          # M×M_all: CE(t_i, s_j)
             ce_t = -(logt @ t_all.T)                                          # CE(t_i, t_j)
             per_view = ((ce_s + self.beta * ce_t).masked_fill(~pair, 0.0)).sum(1) / n
-            marginal = t_all.mean(0)                                          # C, over the global batch
-            entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum()
+            slots_all = D.gather_rows(batch.plan.slots.to(t.device))          # M_all: which crop each view is
+            entropy = torch.stack([_entropy(t_all[slots_all == k].mean(0))    # H of each crop's marginal over
+                                   for k in torch.unique(slots_all)]).mean()  # the global batch, averaged
         return per_view, {"loss_terms": {"marginal_entropy": -self.lam * entropy}, "teacher_probs": t}
