@@ -27,7 +27,9 @@ def _check(m: re.Match, runs: int | None = None) -> dict[str, str]:
         assert int(st["runs"]) == runs, m.group(0)
     lin, etf = float(st["linear"]), float(st["etf"])
     if int(st["runs"]):
-        assert 0.0 <= lin <= 1.0 and etf >= 0.0, m.group(0)
+        # etf = the instance-level DistToEtf, whose best value is −1/(N−1) < 0 (N = 200 held-out images in smoke
+        # mode: −0.005); −0.05 allows N ≥ 21
+        assert 0.0 <= lin <= 1.0 and etf >= -0.05, m.group(0)
     else:
         assert math.isnan(lin) and math.isnan(etf), m.group(0)
     return st

@@ -13,7 +13,9 @@ ceiling at the same budget:
 3. **Augmentation strength.** CISSL at the label-preserving augmentation's ``strength`` :data:`STRENGTHS`
    (the calibrated ``strong`` preset; 1 = as written).
 4. **The conditions.** For every trained run: invariance (per augmentation family), decodability of the
-   equivalence class (which of 100 images a view came from), distance of the class means to a simplex ETF,
+   equivalence class (which of 100 images a view came from), distance to a simplex ETF (``etf_distance``: the
+   reference's instance-level DistToEtf of two views per held-out image, best −1/(N−1), mostly an invariance
+   measure; the label class means' simplex distance, neural collapse, is kept as ``class_means_etf``),
    effective rank, and probe accuracy against labelled images per class. Then the Spearman rank correlation of
    each condition with linear-probe accuracy over all trained runs, whatever it is.
 

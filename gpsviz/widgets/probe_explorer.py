@@ -1,9 +1,10 @@
 """ProbeExplorer: Dubois et al.'s probe conditions of trained runs beside their probe accuracy.
 
 Choose runs by method, representation dimension and augmentation strength; see each condition (invariance,
-instance decodability, distance of the class means to a simplex ETF, effective rank) beside linear and MLP probe
-accuracy for every run, the label-efficiency curve of the chosen runs against the others, and a 2-D view of the
-chosen run's class means against the ideal simplex.
+instance decodability, distance to a simplex ETF — the reference's instance-level DistToEtf of two views per
+held-out image, best −1/(N−1) for N images, not 0 — effective rank) beside linear and MLP probe accuracy for every
+run, the label-efficiency curve of the chosen runs against the others, and a 2-D view of the chosen run's class means
+against the ideal simplex (that picture is the label class means, neural collapse, not the instance-level condition).
 
 Example (a notebook cell)::
 
@@ -215,7 +216,8 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
                 f"linear probe {100 * lin:.1f} %, MLP probe {100 * st['mlp_label']:.1f} % &nbsp;·&nbsp; "
                 f"invariance {st['invariance']:.3f} (0 = views coincide), decodability "
                 f"{100 * st['decodability']:.1f} % (which held-out image a view came from), ETF distance "
-                f"{st['etf_distance']:.3f} (0 = perfect simplex), effective rank {st['effective_rank']:.1f}.</div>")
+                f"{st['etf_distance']:.3f} (instance-level; best −1/(N−1), just below 0, when the two views of "
+                f"every image coincide and the images are centred), effective rank {st['effective_rank']:.1f}.</div>")
         else:
             self.summary.value = ('<div style="font-size:14px;color:#a33">No run was trained with these settings; '
                                   "the table lists the ones that were.</div>")
