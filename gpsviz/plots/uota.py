@@ -144,11 +144,12 @@ def plot_miss_rate_sweep(sweeps: Mapping[str, Any], title: str = "", ax=None):
 
     ``sweeps``: {label: DataFrame with ``miss_rate`` and ``auroc_mahalanobis`` / ``auroc_euclidean`` /
     ``auroc_shrunk``} (:func:`gpsviz.experiments.uota.miss_rate_sweep` or :func:`synthetic_sweep`); one line style
-    per label, one colour per distance. The dotted line is chance (0.5), the dashed one the aim (0.8)."""
+    per label, one colour per distance. The dotted line is chance (0.5), the dashed one the aim (0.8). Returns the
+    Figure (drawn on ``ax`` when given)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.8))
+        _, ax = plt.subplots(figsize=(7.2, 4.8))
     colours = {"auroc_mahalanobis": "#2c7bb6", "auroc_euclidean": "#fdae61", "auroc_shrunk": "#7b3294"}
     names = {"auroc_mahalanobis": "pooled Σ (UOTA)", "auroc_euclidean": "Euclidean", "auroc_shrunk": "shrunk Σ"}
     for (label, df), style in zip(sweeps.items(), ("-o", "--s", ":^", "-.v")):
@@ -161,5 +162,6 @@ def plot_miss_rate_sweep(sweeps: Mapping[str, Any], title: str = "", ax=None):
     ax.set_ylabel("AUROC (a far view = a miss)")
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "Does the distance find the misses as they get common?")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
-    return ax
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
