@@ -119,8 +119,8 @@ def test_reproduce_spps_smoke(tmp_path):
     assert "spps" in experiment_names() and "spps" in CUSTOM_EXPERIMENTS
     table = reproduce("spps", scale="smoke", out=tmp_path, datasets=["shapes"], progress=False)
     methods = [r["method"] for r in table]
-    assert methods == ["SimCLR", "SPPS-SimCLR (SimCLR ckpt)", "SPPS-SimCLR (hog)", "SupCon (ceiling)",
-                       "raw pixels", "random init"]
+    assert methods == ["SimCLR", "SimCLR, 3 views (control)", "SPPS-SimCLR (SimCLR ckpt)", "SPPS-SimCLR (hog)",
+                       "SupCon (ceiling)", "raw pixels", "random init"]
     assert all(0.0 <= r["linear_label"] <= 1.0 for r in table)
     text = (tmp_path / "table.md").read_text()
     assert "raw pixels" in text and "random init" in text and "SupCon" in text
@@ -128,6 +128,14 @@ def test_reproduce_spps_smoke(tmp_path):
     for mined in ("SimCLR ckpt", "hog"):
         m = re.search(rf"\| shapes \| {mined} \| 1 \| [\d.]+ \| ([\d.]+) % \| ([\d.]+) \|", text)
         assert m and 0 <= float(m.group(1)) <= 100 and 0.5 <= float(m.group(2)) <= 1.5  # quantile 0.75 of k=4
+    # the control's sets are empty: its runs train with SPPS's third view of the anchor itself
+    import torch
+
+    ck = torch.load(tmp_path / "runs" / "shapes-spps-simclr-strong-3views-s0" / "checkpoint.pt", weights_only=False)
+    assert "3 views" in text and ck["config"]["positives_options"]["threshold"] == 1.0
+    from gpsviz.experiments.spps import set_stats
+
+    assert set_stats(tmp_path / "runs" / "shapes-spps-simclr-strong-3views-s0")["set_empty"] == 1.0
     # the SPPS run mined its sets with the SimCLR run's checkpoint
     import json
 
@@ -143,7 +151,7 @@ def test_full_scale_configs_validate(tmp_path):
     from gpsviz.recipes import build_ingredients
 
     configs = spps_configs("full", out=tmp_path)
-    assert len(configs) == 4 * 2 * 3                                 # methods × datasets × seeds
+    assert len(configs) == 5 * 2 * 3                                 # methods × datasets × seeds
     datasets = {c.data for _, _, c in configs}
     assert datasets == {"cifar10", "fashion-mnist"}
     for cell, seed, cfg in configs:
