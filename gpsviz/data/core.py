@@ -9,6 +9,11 @@ import torch
 from gpsviz.errors import DataError
 
 
+def _conjunction(name: str) -> list[str]:
+    """The targets a name joins: ``"label×colour"`` (or ``label*colour``) → ``["label", "colour"]``."""
+    return name.replace("*", "×").split("×")
+
+
 @dataclass
 class ImageDataset:
     """A small in-memory image dataset.
@@ -104,15 +109,15 @@ class ImageDataset:
     def has_target(self, name: str) -> bool:
         """Whether :meth:`targets` knows ``name``: a target name, ``class``/``shape`` (the label) or a
         conjunction ``"a×b"`` (also written ``a*b``) of two of them."""
-        parts = name.replace("*", "×").split("×")
+        parts = _conjunction(name)
         return len(parts) <= 2 and all(p in (*self.target_names(), "class", "shape") for p in parts)
 
     def targets(self, name: str = "label") -> tuple[torch.Tensor, list[str]]:
         """Return ``(values int64 N, class names)`` for the class label or a categorical factor, or for the
         conjunction ``"a×b"`` of two (one class per pair of values, e.g. ``"label×colour"``: shape and colour bin
         together, a task that needs both)."""
-        if "×" in name or "*" in name:
-            parts = name.replace("*", "×").split("×")
+        parts = _conjunction(name)
+        if len(parts) > 1:
             if len(parts) != 2:
                 raise DataError(f"{self.name}: a conjunction target joins two targets (e.g. 'label×colour'), "
                                 f"got {name!r}")

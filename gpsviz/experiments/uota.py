@@ -180,9 +180,8 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
         for k, s in diag.items():
             out[k].append(uota_auroc(s[sel], gt["coverage"][sel], threshold)
                           if not bool(torch.isnan(s[sel]).all()) else float("nan"))
-        for k, f in (("lw_alpha", "lw_alpha"), ("sigma_top8", "sigma_top8")):
-            v = log.data[f][sel]
-            out[k].append(float(v.nanmean()) if not bool(torch.isnan(v).all()) else float("nan"))
+        for k in ("lw_alpha", "sigma_top8"):                                 # per-step values, NaN in old logs
+            out[k].append(float(log.data[k][sel].nanmean()))
     for k in ("auroc", "auroc_local", "spearman", "pearson", "miss_rate") + DIAGNOSTICS:
         out["final_" + k] = out[k][-1] if out[k] else float("nan")
     out["views_per_epoch"] = int(len(log) / max(1, len(log.epochs)))
@@ -272,12 +271,15 @@ def run_uota(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     total, i = len(METHODS) * n_seeds, 0
+    sweep_run: Path | None = None
     for seed in range(n_seeds):
         for name, recipe, over in METHODS:
             i += 1
             cfg = _config(recipe, over, scale, seed, epochs, device)
             print(f"[{i}/{total}] {name} seed={seed}", flush=True)
             run_dir = out / "runs" / f"{recipe}{'-mc' if over.get('views') else ''}-s{seed}"
+            if name == "UOTA-SimCLR" and seed == 0 and cfg.data == "shapes":
+                sweep_run = run_dir                                       # the miss-rate sweep's network
             res = train_uota_run(cfg, run_dir, probe=probe, progress=progress)
             res = {**res, "name": name, "dataset": _dataset_name(cfg), "aug": cfg.aug, "seed": seed}
             if cfg.weighting == "uota" or _uses_uota(recipe, over):
@@ -295,9 +297,8 @@ def run_uota(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
             + "\n\nUOTA weights against ground truth (last epoch; views of the probe images; a view misses the "
               "object when under 10 % of the object's mask lies in its crop box):\n\n" + weight_table(rows)
             + "\n\nAim:\n" + _aim(rows))
-    sweep_run = out / "runs" / "uota-simclr-s0"
     sweeps = {}
-    if (sweep_run / "checkpoint.pt").exists() and getattr(_config("uota-simclr", {}, scale, 0), "data") == "shapes":
+    if sweep_run is not None:
         sweeps = {"cluttered world (UOTA-SimCLR s0)": miss_rate_sweep(sweep_run, n_images=probe),
                   "synthetic (shared outlier direction)": synthetic_sweep()}
         text += ("\n\nMiss-rate sweep: the trained UOTA-SimCLR (seed 0) embeds fresh multi-crop views of its first "
