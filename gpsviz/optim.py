@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -44,7 +44,25 @@ class LARS(torch.optim.Optimizer):
         return None
 
 
-def build_optimizer(name: str, params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def param_groups(model: nn.Module, scales: dict[str, float]) -> list[nn.Parameter] | list[dict[str, Any]]:
+    """The trainable parameters of ``model``: one plain list without ``scales``; else one optimiser group per
+    name prefix of ``scales`` (its parameters, ``lr_scale``) and one for the rest (``lr_scale`` 1), in that order.
+    A prefix that matches no parameter is a :class:`ConfigError` (a typo would silently change nothing)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not scales:
+        return [p for _, p in named]
+    groups, taken = [], set()
+    for prefix, scale in scales.items():
+        ps = [p for n, p in named if n.startswith(prefix) and n not in taken]
+        if not ps:
+            raise ConfigError(f"learning-rate scale for {prefix!r}: no trainable parameter's name starts with it")
+        taken.update(n for n, _ in named if n.startswith(prefix))
+        groups.append({"params": ps, "lr_scale": float(scale)})
+    groups.append({"params": [p for n, p in named if n not in taken], "lr_scale": 1.0})
+    return groups
+
+
+def build_optimizer(name: str, params: list[nn.Parameter] | list[dict[str, Any]], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """``adamw`` | ``sgd`` (momentum 0.9, nesterov) | ``lars``; unknown name → ConfigError."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)

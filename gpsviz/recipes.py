@@ -187,10 +187,14 @@ register_recipe(Recipe("nnclr", "NNCLR-like: GPS whose prior is the model being 
                        positives="neighbours", objective="ntxent",
                        positives_options={"prior": "model", "k": 1, "refresh_every": 1}))
 
-# SPPS: semantic positive sets added next to the anchor's pair (prior: the default GPS prior, threshold 0.95)
-register_recipe(Recipe("spps-simclr", "SPPS-SimCLR: the anchor's pair plus views of its semantic set, all positives.",
+# SPPS: semantic positive sets added next to the anchor's pair. The default prior (hog-invariant) is a CPU stand-in:
+# the paper mines with an SSL-pretrained encoder, here prior="checkpoint", run=<a SimCLR run>. Threshold: the 0.75
+# quantile of the mined similarities (semantic.DEFAULT_QUANTILE), the rule reproduce spps uses.
+register_recipe(Recipe("spps-simclr", "SPPS-SimCLR: the anchor's pair plus views of its semantic set, all positives "
+                       "(default prior hog-invariant stands in for the paper's SSL-pretrained encoder).",
                        positives="semantic", objective="ntxent"))
-register_recipe(Recipe("spps-byol", "SPPS-BYOL: each view predicts the teacher's views of its anchor and its set.",
+register_recipe(Recipe("spps-byol", "SPPS-BYOL: each view predicts the teacher's views of its anchor and its set "
+                       "(default prior hog-invariant stands in for the paper's SSL-pretrained encoder).",
                        positives="semantic", objective="byol"))
 # SwAV and UOTA: 2 global views at full size + 4 local 16 px views (the 32 px analogue of 2×224 + 6×96)
 _MC = {"global_views": 2, "local_views": 4, "local_size": 16, "local_scale": (0.05, 0.3)}

@@ -34,7 +34,7 @@ from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.hardware import autocast, pick_layout, resolve_precision
 from gpsviz.models.ssl import SSLModel, cosine_momentum
-from gpsviz.optim import build_optimizer, lr_at, lr_with_restart
+from gpsviz.optim import build_optimizer, lr_at, lr_with_restart, param_groups
 from gpsviz.recipes import build_ingredients
 from gpsviz.runfolder import history_csv, repair_history, run_folder
 from gpsviz.step import ssl_step
@@ -125,7 +125,7 @@ class _Loop:
             self.share = D.share(cfg.batch_size)                     # this process's instances of each batch
             self.step_fn = nn.parallel.DistributedDataParallel(self.step_fn)
         self.want_descriptor = bool(getattr(self.model.projector, "needs_descriptor", False))
-        self.opt = build_optimizer(cfg.optimizer, [p for p in self.model.parameters() if p.requires_grad],
+        self.opt = build_optimizer(cfg.optimizer, param_groups(self.model, self.objective.lr_scales()),
                                    cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -211,7 +211,7 @@ class _Loop:
 
     def optimise(self, batch: Batch, lr: float) -> dict[str, Any]:
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(self.device, self.dtype):
             out = self.step_fn(batch)
         loss = out["loss"]

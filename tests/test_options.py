@@ -114,7 +114,9 @@ PROBE = [
     (dict(head_options={"num_layers": "abc"}), "head 'mlp'|num_layers|integer"),
     (dict(head_options={"num_layers": 0}), "head 'mlp'|num_layers"),
     (dict(recipe="uota-swav", weighting_options={"tau": "abc"}), "weighting 'uota'|tau"),
-    (dict(recipe="byol", objective_options={"x": 1}), "objective 'byol'|takes no options|x"),
+    (dict(recipe="byol", objective_options={"x": 1}), "objective 'byol'|has no option|x|predictor_lr"),
+    (dict(recipe="byol", objective_options={"predictor_lr": 0.0}), "objective 'byol'|predictor_lr"),
+    (dict(recipe="simclr", weighting_options={"x": 1}), "weighting 'uniform'|takes no options|x"),
     (dict(recipe="swav", objective_options={"prototypes": 10**9}), "objective 'swav'|prototypes"),
     (dict(recipe="dissl", head_options={"rank": 10**9}), "head 'lowrank'|rank"),
     (dict(recipe="cissl", objective_options={"teacher_hidden": 10**9}), "objective 'cissl'|teacher_hidden"),
@@ -203,7 +205,7 @@ def test_ingredients_built_directly_check_the_same_specs(tmp_path):
                        (lambda: SemanticSetPositives(members=100000), "members"),
                        (lambda: NeighbourPositives(prior="pca", fit_n=-1), "fit_n"),
                        (lambda: NeighbourPositives(prior="pca", prior_options={"dim": 0}), "dim"),
-                       (lambda: build_objective("byol", x=1), "takes no options"),
+                       (lambda: build_objective("byol", x=1), "has no option"),
                        (lambda: build_views("standard", local_views=3), "local_views")]:
         with pytest.raises(ConfigError, match=part):
             make()

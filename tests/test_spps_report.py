@@ -9,7 +9,8 @@ import torch
 
 from gpsviz.errors import ConfigError
 from gpsviz.positives import SemanticSetPositives
-from gpsviz.positives.semantic import purity_size_curve, semantic_sets, set_report
+from gpsviz.positives.semantic import DEFAULT_QUANTILE, purity_size_curve, semantic_sets, set_report
+from gpsviz.recipes import TrainConfig
 from test_spps_uota_swav import clustered                 # 4 noisy clusters in 16-d (tests/ is on sys.path)
 
 # 4 images, K = 3 nearest others each (most similar first); classes 0, 0, 1, 1
@@ -64,6 +65,18 @@ def test_source_report_matches_its_mined_sets_and_quantile_threshold_is_label_fr
     assert src.report(k=2).k == 2 and src.report(threshold=1.0).mean_size < r.mean_size
     with pytest.raises(ConfigError, match="threshold_quantile"):
         SemanticSetPositives(threshold_quantile=1.0)
+
+
+def test_one_default_mining_rule_and_a_fixed_threshold_wins_over_it():
+    emb, labels = clustered(n_per=30, noise=0.6)
+    default = SemanticSetPositives(prior="pixels", k=4)             # no threshold given: the 0.75 quantile
+    default.mine(emb, labels)
+    assert default.threshold == pytest.approx(float(torch.quantile(default.sims.flatten(), DEFAULT_QUANTILE)))
+    # the recipe's quantile yields to a fixed threshold (reproduce spps's control sets threshold 1.0 this way)
+    cfg = TrainConfig(recipe="spps-simclr", positives_options={"prior": "pixels", "threshold": 1.0})
+    fixed = SemanticSetPositives(**cfg.positives_options)
+    fixed.mine(emb, labels)
+    assert fixed.threshold == 1.0 and fixed.report().mean_size < 0.05
 
 
 def test_semantic_sets_from_a_prior_and_from_a_checkpoint(tmp_path, tiny_pair):

@@ -36,6 +36,25 @@ def test_recipe_trains_and_writes_run(tmp_path, tiny, recipe):
     assert ck["epoch"] == 2 and ck["config"]["recipe"] == recipe
 
 
+def test_predictor_lr_scales_only_the_predictor(tmp_path, tiny):
+    """BYOL's ``predictor_lr``: the predictor's parameters get their own optimiser group at that multiple of the
+    scheduled rate; every other parameter keeps the schedule; an unknown prefix is refused by name."""
+    from gpsviz.optim import param_groups
+    from gpsviz.train import _Loop
+
+    t = _Loop(cfg(recipe="byol", epochs=1, objective_options={"predictor_lr": 10.0}), tmp_path / "r", tiny, [])
+    groups = t.opt.param_groups
+    pred = {id(p) for p in t.model.heads["predictor"].parameters()}
+    assert [g["lr_scale"] for g in groups] == [10.0, 1.0]
+    assert {id(p) for p in groups[0]["params"]} == pred and not pred & {id(p) for p in groups[1]["params"]}
+    before = [p.detach().clone() for p in t.model.heads["predictor"].parameters()]
+    t.optimise(t.make_batch(torch.arange(32), 0, 0), 1e-3)
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2, 1e-3])
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.heads["predictor"].parameters()))
+    with pytest.raises(ConfigError, match="heads.nothing"):
+        param_groups(t.model, {"heads.nothing.": 2.0})
+
+
 @pytest.mark.numerics
 @pytest.mark.parametrize("recipe,pos", [("byol", {}), ("gps-simclr", {"prior": "pixels", "k": 4}),
                                         ("nnclr", {})])

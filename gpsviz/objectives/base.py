@@ -65,6 +65,12 @@ class Objective:
         """Add the objective's own modules to ``model.heads`` (default: none)."""
         return None
 
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by parameter-name prefix (e.g. ``{"heads.predictor.": 10.0}``): the loop puts
+        those parameters in their own optimiser group at ``scale × lr`` through the whole schedule (default:
+        none, one group)."""
+        return {}
+
     def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]
                  ) -> tuple[torch.Tensor, dict[str, Any]]:
         """→ (per-view losses float32 M, extras). ``extras["loss_terms"]`` (name → scalar) are added to the

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from gpsviz.errors import ConfigError
 from gpsviz.models.ssl import cosine_momentum, ema_update
 from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
+from gpsviz.registry import Opt
 
 __all__ = ["byol_loss", "byol_momentum", "ema_update", "BYOLObjective"]
 
@@ -48,13 +49,22 @@ class BYOLObjective(Objective):
 
     Per view i: ``loss_i = mean_j byol_loss(q(z_i), z'_j)`` over the teacher's global views j ≠ i with the
     same instance id (with two views per instance: the partner view, BYOL's symmetrised loss). Adds
-    ``heads["predictor"]`` (``proj_dim → pred_hidden → proj_dim``) and asks for a teacher. No options.
+    ``heads["predictor"]`` (``proj_dim → pred_hidden → proj_dim``) and asks for a teacher. Option
+    ``predictor_lr``: the predictor's learning rate as a multiple of the run's (default 1; SimSiam and later BYOL
+    recipes give the predictor a larger or unscheduled one).
 
     Positives: the instance ids only (GPS puts the neighbour in the anchor's instance, SPPS its whole set); a
     source that marks positives only in the group ids (``labels``) would be ignored, so that pairing is refused."""
 
     teacher = True
     positives_from = ("instance_ids",)
+    options = {"predictor_lr": Opt(float, 1e-3, 1e3, note="× the run's learning rate, for the predictor only")}
+
+    def __init__(self, predictor_lr: float = 1.0) -> None:
+        self.predictor_lr = float(predictor_lr)
+
+    def lr_scales(self) -> dict[str, float]:
+        return {} if self.predictor_lr == 1.0 else {"heads.predictor.": self.predictor_lr}
 
     def build(self, model: Any, cfg: Any) -> None:
         from gpsviz.models.heads import MLPHead

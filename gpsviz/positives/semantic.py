@@ -2,11 +2,11 @@
 
 Before training, :meth:`SemanticSetPositives.prepare` embeds every image with a prior (any GPS prior, a gpsviz
 run's checkpoint with ``prior="checkpoint", run=...``, or the model being trained), L2-normalises it and keeps,
-for each image, up to ``k`` nearest others whose cosine similarity is at least ``threshold``: its semantic set.
+for each image, up to ``k`` nearest others whose cosine similarity is at least a threshold: its semantic set.
 Each batch holds the anchor's two augmented views (always) plus ``members`` views of images drawn from its set;
 all of them share one group id (positives of each other, multi-positive loss) and one instance id::
 
-    src = SemanticSetPositives(prior="hog-invariant", k=4, threshold=0.95)
+    src = SemanticSetPositives(prior="hog-invariant", k=4)   # threshold: the 0.75 quantile of the similarities
     src.prepare(train_ds)
     src.purity(), src.set_sizes()                    # share of set members with the anchor's class; sizes N
     plan = src.plan(anchors, generator=g)             # M = (2 + members)·B views
@@ -17,7 +17,8 @@ set is empty gets extra views of itself (the batch keeps (2 + members)·B views,
 purity): an analysis tool that uses labels, not an SSL method — say so when you report it.
 ``threshold_quantile`` picks it without labels: the given quantile of all N×K similarities (0.75 with k=4 keeps
 about one member per image on average, the most similar pairs of the whole dataset), so one setting suits
-encoders whose similarities live on different scales. Reports: :meth:`SemanticSetPositives.report` /
+encoders whose similarities live on different scales. It is the default rule (:data:`DEFAULT_QUANTILE`): a fixed
+``threshold``, when given, wins over it, and ``target_purity`` wins over both. Reports: :meth:`SemanticSetPositives.report` /
 :func:`set_report` (per-anchor sets, sizes, purities) and :func:`purity_size_curve` (the trade-off over
 thresholds); :func:`semantic_sets` mines and returns a prepared source in one call.
 """
@@ -33,8 +34,11 @@ from gpsviz.positives.base import (PRIOR_OPTS, PositiveSource, ViewPlan, _as_anc
                                    merge_groups, register_positives)
 from gpsviz.registry import Opt, check_values
 
-__all__ = ["SemanticSetPositives", "SetReport", "threshold_for_purity", "semantic_sets", "set_report",
+__all__ = ["DEFAULT_QUANTILE", "SemanticSetPositives", "SetReport", "threshold_for_purity", "semantic_sets", "set_report",
            "purity_size_curve"]
+
+#: The label-free mining rule when no fixed ``threshold`` is given: this quantile of the N×k mined similarities.
+DEFAULT_QUANTILE = 0.75
 
 
 def threshold_for_purity(sims: torch.Tensor, same: torch.Tensor, target: float) -> float:
@@ -61,10 +65,12 @@ class SemanticSetPositives(PositiveSource):
         prior: a GPS prior name, ``"checkpoint"`` (with ``run=``), or ``"model"`` (the model being trained).
         prior_options: options of the prior (further keywords are merged into them).
         k: largest set size (nearest others considered).
-        threshold: cosine similarity a member must reach (in [−1, 1]); ignored when ``target_purity`` is set.
+        threshold: a fixed cosine similarity a member must reach (in [−1, 1]); ``None`` (default) takes the
+            ``threshold_quantile`` rule. Ignored when ``target_purity`` is set.
         target_purity: choose the threshold for this label purity (uses labels; for analysis and teaching).
         threshold_quantile: choose the threshold as this quantile (in (0, 1)) of the mined similarities, without
-            labels; ignored when ``target_purity`` is set.
+            labels; used when ``threshold`` is ``None`` (default :data:`DEFAULT_QUANTILE` = 0.75, one rule for the
+            recipes, notebook 03's reproduction and ``reproduce spps``).
         members: extra views per anchor drawn from its set (with replacement).
         root: data folder for the prior cache. embedding: a precomputed N×D prior. progress: progress bars.
     """
@@ -73,7 +79,7 @@ class SemanticSetPositives(PositiveSource):
     options = {
         **PRIOR_OPTS,
         "k": Opt(int, 1, 1000, note="largest set size"),
-        "threshold": Opt(float, -1.0, 1.0, note="a cosine similarity"),
+        "threshold": Opt(float, -1.0, 1.0, optional=True, note="a cosine similarity; None: the quantile rule"),
         "target_purity": Opt(float, 0.0, 1.0, lo_open=True, optional=True),
         "members": Opt(int, 1, 32, note="extra views per anchor: a batch holds (2 + members)·B views"),
         "threshold_quantile": Opt(float, 0.0, 1.0, lo_open=True, hi_open=True, optional=True, note="e.g. 0.75"),
@@ -91,7 +97,7 @@ class SemanticSetPositives(PositiveSource):
         check_prior_kwargs(owner, options, cls.options)
 
     def __init__(self, prior: str = "hog-invariant", prior_options: dict[str, Any] | None = None, k: int = 4,
-                 threshold: float = 0.95, target_purity: float | None = None, members: int = 1,
+                 threshold: float | None = None, target_purity: float | None = None, members: int = 1,
                  root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = True,
                  threshold_quantile: float | None = None, **prior_kwargs: Any) -> None:
         super().__init__()
@@ -102,7 +108,12 @@ class SemanticSetPositives(PositiveSource):
         self.threshold_quantile = threshold_quantile
         self.prior, self.k, self.members = prior, k, members
         self.prior_options = check_prior_kwargs("positive source 'semantic'", o, self.options)
-        self.threshold, self.target_purity = float(threshold), target_purity
+        # the rule: target_purity → a fixed threshold → the quantile (given, else DEFAULT_QUANTILE); ``threshold``
+        # holds the fixed value until mine() resolves the others
+        self.fixed = threshold is not None
+        if not self.fixed and threshold_quantile is None:
+            self.threshold_quantile = DEFAULT_QUANTILE
+        self.threshold, self.target_purity = (float(threshold) if self.fixed else float("nan")), target_purity
         self.root, self.embedding, self.progress = root, embedding, o["progress"]
         self.table: torch.Tensor | None = None        # N×K neighbour rows
         self.sims: torch.Tensor | None = None         # N×K cosine similarities
@@ -143,7 +154,7 @@ class SemanticSetPositives(PositiveSource):
                 raise ConfigError("semantic: target_purity needs a fully labelled dataset")
             same = self.labels[self.table] == self.labels[:, None]
             self.threshold = threshold_for_purity(self.sims, same, float(self.target_purity))
-        elif self.threshold_quantile is not None:
+        elif not self.fixed:
             self.threshold = float(torch.quantile(self.sims.flatten(), float(self.threshold_quantile)))
         self.valid = self.sims >= self.threshold
 
@@ -320,7 +331,7 @@ def purity_size_curve(table: torch.Tensor, sims: torch.Tensor, labels: torch.Ten
     return out
 
 
-def semantic_sets(dataset: Any, prior: str = "hog-invariant", k: int = 4, threshold: float = 0.95,
+def semantic_sets(dataset: Any, prior: str = "hog-invariant", k: int = 4, threshold: float | None = None,
                   target_purity: float | None = None, threshold_quantile: float | None = None,
                   root: str | None = None, embedding: torch.Tensor | None = None, progress: bool = False,
                   **prior_options: Any) -> SemanticSetPositives:
