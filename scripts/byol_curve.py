@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpsviz.config import TrainConfig  # noqa: E402
-from gpsviz.evaluate import evaluate_run  # noqa: E402
-from gpsviz.reproduce import read_finished, save_figure  # noqa: E402
+from gpsviz.experiments.grid import read_finished, save_figure  # noqa: E402
+from gpsviz.runs import evaluate_run  # noqa: E402
 from gpsviz.train import train  # noqa: E402
 from gpsviz.utils import atomic_write_json  # noqa: E402
 
@@ -40,8 +40,11 @@ KNOBS = (("BYOL (defaults)", {}),
          ("target momentum 0.996 (BYOL paper)", {"momentum_base": 0.996}),
          ("predictor lr ×10", {"objective_options": {"predictor_lr": 10.0}}))
 #: ``--spps``: SPPS-BYOL beside BYOL at the default 10 epochs (one seed; sets mined with the grid HOG prior and the
-#: default 0.75-quantile rule, as ``reproduce spps`` does on shapes).
-SPPS = (("BYOL", "byol", {}, "knob0"), ("SPPS-BYOL (hog sets)", "spps-byol", {"positives_options": {"prior": "hog"}}, ""))
+#: default 0.75-quantile rule, as ``reproduce spps`` does on shapes), with the 3-view control of ``reproduce spps``.
+SPPS = (("BYOL", "byol", {}, "knob0"),
+        ("BYOL, 3 views (control: every set empty)", "spps-byol",
+         {"positives_options": {"prior": "hog", "threshold": 1.0}}, "3views"),
+        ("SPPS-BYOL (hog sets)", "spps-byol", {"positives_options": {"prior": "hog"}}, ""))
 
 
 def run(recipe: str, epochs: int, out: Path, tag: str = "", **overrides) -> dict:
