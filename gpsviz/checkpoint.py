@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from gpsviz.errors import CheckpointError, GpsvizError
+from gpsviz.models import build_backbone
 from gpsviz.utils import atomic_torch_save, file_digest, tensor_digest
 
 FORMAT = "gpsviz-checkpoint-v1"
@@ -156,8 +157,6 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
 def backbone_of(ck: dict[str, Any], path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained backbone (eval mode) of a checkpoint already loaded from ``path`` (:func:`load_checkpoint`);
     CheckpointError naming ``path`` when its config cannot build it or its weights do not fit."""
-    from gpsviz.models import build_backbone
-
     cfg = ck["config"]
     if not isinstance(cfg.get("backbone"), str):
         raise CheckpointError(f"{path}: its config names no backbone (hand-edited or damaged checkpoint)")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m gpsviz train | evaluate | reproduce | bench | demo | list``.
+"""Command line: ``python -m gpsviz train | evaluate | reproduce | bench | demo | list | catalog``.
 
 User errors (unknown names, impossible values, missing data) print one clear line and exit with status 2.
 """
@@ -6,12 +6,27 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import importlib
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from gpsviz.augment import PRESETS
+from gpsviz.catalog import DEFAULT_PATH, catalog_markdown, write_catalog
+from gpsviz.config import TrainConfig
+from gpsviz.data import available_datasets
+from gpsviz.distributed import is_main, launch, launch_rank, report_user_error
 from gpsviz.errors import GpsvizError
+from gpsviz.experiments.baselines import demo
+from gpsviz.priors import available_priors
+from gpsviz.recipes import RECIPES, _registries
+from gpsviz.reproduce import experiment_names, reproduce
+from gpsviz.runfolder import run_dir_of
+from gpsviz.runs import evaluate_run
+from gpsviz.train import train
 
 
 def _kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
@@ -28,9 +43,6 @@ def _kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def _train(a: argparse.Namespace) -> int:
-    from gpsviz.recipes import TrainConfig
-    from gpsviz.train import train
-
     pos = _kv(a.pos, "--pos")
     if a.prior is not None:
         pos["prior"] = a.prior
@@ -46,8 +58,6 @@ def _train(a: argparse.Namespace) -> int:
                   weighting_options=_kv(a.weighting_opt, "--weighting-opt"))
     cfg = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
     if a.nproc_per_node is not None:
-        from gpsviz.distributed import launch, launch_rank
-
         if isinstance(a.nproc_per_node, bool) or not 1 <= a.nproc_per_node <= 1024:
             raise GpsvizError(f"--nproc-per-node {a.nproc_per_node} is impossible: give the number of processes "
                               f"to start on this machine (1–1024)")
@@ -60,7 +70,6 @@ def _train(a: argparse.Namespace) -> int:
             return launch(argv, a.nproc_per_node)
     out = Path(a.out or f"runs/{cfg.recipe}-{cfg.data}-{cfg.aug}-s{cfg.seed}").expanduser()
     run = train(cfg, out, resume=a.resume)              # the library refuses to replace a finished run
-    from gpsviz.distributed import is_main
 
     if not is_main():                      # under torchrun, rank 0 alone reports and evaluates
         return 0
@@ -73,8 +82,6 @@ def _train(a: argparse.Namespace) -> int:
 
 
 def _evaluate_dir(run: Path, targets: str | None, probes: str, device: str | None) -> dict:
-    from gpsviz.evaluate import evaluate_run
-
     return evaluate_run(run, targets=targets.split(",") if targets else None, probes=probes.split(","),
                         device=device)
 
@@ -85,8 +92,6 @@ def _print_results(res: dict) -> None:
 
 def _evaluate(a: argparse.Namespace) -> int:
     for run in a.runs:
-        from gpsviz.runfolder import run_dir_of
-
         res = _evaluate_dir(Path(run), a.targets, a.probes, a.device)
         _print_results(res)
         print(f"wrote {run_dir_of(run) / 'results.json'}")
@@ -94,45 +99,38 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _reproduce(a: argparse.Namespace) -> int:
-    from gpsviz.reproduce import reproduce
-
     reproduce(a.experiment, scale=a.scale, seeds=a.seeds, out=a.out, device=a.device, datasets=a.datasets,
               epochs=a.epochs)
     return 0
 
 
 def _bench(a: argparse.Namespace) -> int:
-    import importlib
-
     module = importlib.import_module(f"gpsviz.bench.{a.what}")
     module.main()
     return 0
 
 
 def _demo(a: argparse.Namespace) -> int:
-    from gpsviz.reproduce import demo
-
     demo(out=a.out)
     return 0
 
 
 def _list(a: argparse.Namespace) -> int:
-    from gpsviz.augment import PRESETS
-    from gpsviz.data import available_datasets
-    from gpsviz.recipes import RECIPES
-
-    from gpsviz.recipes import _registries
-
     print("recipes:  " + ", ".join(f"{r.name}" for r in RECIPES.values()))
     for slot, reg in _registries().items():
         print(f"{slot + ':':<11}" + ", ".join(reg.names()))
     print("datasets: " + ", ".join(available_datasets()))
     print("aug:      " + ", ".join(PRESETS))
-    try:
-        from gpsviz.priors import available_priors
-        print("priors:   " + ", ".join(available_priors()))
-    except ImportError:  # pragma: no cover
-        pass
+    print("priors:   " + ", ".join(available_priors()))
+    return 0
+
+
+def _catalog(a: argparse.Namespace) -> int:
+    if not a.write:
+        print(catalog_markdown())
+        return 0
+    changed = write_catalog(a.file)
+    print(f"{'updated' if changed else 'unchanged (already up to date)'}: the generated section of {a.file}")
     return 0
 
 
@@ -184,7 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_evaluate)
 
     r = sub.add_parser("reproduce", help="re-run a paper comparison and save its table and figures")
-    from gpsviz.reproduce import experiment_names
 
     r.add_argument("experiment", choices=list(experiment_names()))
     r.add_argument("--scale", default="small", choices=["smoke", "small", "full"])
@@ -205,16 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list recipes, datasets, augmentation presets and priors")
     ls.set_defaults(fn=_list)
+
+    c = sub.add_parser("catalog", help="print Markdown tables of every built-in choice (recipes, ingredients and "
+                                       "their options, priors, datasets, presets, experiments)")
+    c.add_argument("--write", action="store_true",
+                   help=f"replace the generated section of --file instead of printing (default {DEFAULT_PATH})")
+    c.add_argument("--file", default=DEFAULT_PATH, help="the page --write updates")
+    c.set_defaults(fn=_catalog)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Under torchrun only rank 0 prints a usage or user error (every rank meets the same one),
     so the line appears once; every rank exits with the same status."""
-    import contextlib
-    import io
 
-    from gpsviz.distributed import launch_rank, report_user_error
 
     quiet = contextlib.redirect_stderr(io.StringIO()) if launch_rank() != 0 else contextlib.nullcontext()
     with quiet:                                        # argparse's usage errors: rank 0 alone prints them

@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpsviz.augment import PRESETS
 from gpsviz.errors import ConfigError
 from gpsviz.optim import OPTIMIZERS
-
+from gpsviz.recipes import RECIPES, _registries, check_combination
+from gpsviz.utils import parse_device
 
 #: The config's own defaults of the fields a recipe may override. Resolution order, per field: a value set
 #: explicitly (not ``None``) → the recipe's ``defaults`` → this table.
@@ -85,8 +89,6 @@ class TrainConfig:
     eval_size: int = 2000
 
     def __post_init__(self) -> None:
-        from gpsviz.recipes import RECIPES
-
         if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError(f"recipe {self.recipe!r} is unknown; choose one of {', '.join(sorted(RECIPES))}")
         recipe = RECIPES[self.recipe]
@@ -127,8 +129,6 @@ class TrainConfig:
                 (lo < v if lo_open else lo <= v) and v <= hi
             need(ok, name, f"it must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}]{what}")
 
-        from gpsviz.augment import PRESETS
-        from gpsviz.utils import parse_device
 
         for name in ("recipe", "data", "aug", "backbone", "optimizer", "device"):
             need(isinstance(getattr(self, name), str), name, "it must be a name (a string)")
@@ -161,7 +161,6 @@ class TrainConfig:
                 parse_device(self.device)
         except ConfigError:
             need(False, "device", "use auto, cpu, cuda, cuda:N or mps")
-        from gpsviz.recipes import _registries, check_combination
 
         for slot, reg in _registries().items():
             need(getattr(self, slot) in reg, slot, f"choose one of {', '.join(reg.names())}")
@@ -173,8 +172,6 @@ class TrainConfig:
 
     def key(self) -> str:
         """A short hash of the whole config: runs with equal keys are the same run."""
-        import hashlib
-        import json
 
         return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 

@@ -1,94 +1,20 @@
-"""Diagnostics of positives and representations (positive purity; later: invariance, ETF distance, rank).
-
-Positive purity is the share of an anchor's candidate positives that carry the anchor's class: the quantity
-GPS-SSL's prior must make high. Images whose label is unknown (``-1``) are left out of every average.
+"""Diagnostics of representations: the conditions of Dubois et al. (invariance, decodability, ETF distance,
+effective rank, label efficiency). Positive purity is :mod:`gpsviz.purity`; UOTA's weight-vs-coverage measures
+are :mod:`gpsviz.view_weights`.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 
+from gpsviz.augment import Augmenter
+from gpsviz.augment.config import family_config
 from gpsviz.errors import ConfigError
-
-
-def per_anchor_purity(neighbour_indices: torch.Tensor, labels: torch.Tensor,
-                      valid: torch.Tensor | None = None, anchors: torch.Tensor | None = None) -> torch.Tensor:
-    """Purity of each anchor's neighbour set — the one implementation every purity in gpsviz goes through.
-
-    Args:
-        neighbour_indices: int64 N×k, row i = indices of anchor i's neighbours (``-1`` = no neighbour).
-        labels: int64 N' class of every image (N' ≥ max index + 1; ``-1`` = unknown).
-        valid: optional bool N×k; only ``True`` entries count (e.g. neighbours inside a τ-ball).
-        anchors: optional int64 N, the anchors' indices into ``labels``; default: anchor i = row i of ``labels``.
-
-    Returns:
-        float32 N: share of valid, labelled neighbours with the anchor's label; NaN where none counts
-        (anchor unlabelled or no valid labelled neighbour).
-    """
-    idx = torch.as_tensor(neighbour_indices).long()
-    lab = torch.as_tensor(labels).long()
-    if idx.ndim != 2:
-        raise ConfigError(f"purity: neighbour_indices must be N×k, got shape {tuple(idx.shape)}")
-    if anchors is None:
-        anchor = lab[: idx.shape[0]]
-    else:
-        anchor = lab[torch.as_tensor(anchors).long().reshape(-1)]
-        if anchor.shape[0] != idx.shape[0]:
-            raise ConfigError(f"purity: {anchor.shape[0]} anchors for {idx.shape[0]} rows of neighbours")
-    safe = idx.clamp_min(0)
-    nb = lab[safe]                                                   # N×k neighbour labels
-    counted = (idx >= 0) & (nb >= 0) & (anchor[:, None] >= 0)
-    if valid is not None:
-        counted &= torch.as_tensor(valid, dtype=torch.bool)
-    same = ((nb == anchor[:, None]) & counted).sum(1).float()
-    total = counted.sum(1).float()
-    return torch.where(total > 0, same / total.clamp_min(1), torch.full_like(same, float("nan")))
-
-
-def average_purity(per_anchor: torch.Tensor) -> float:
-    """Mean of per-anchor purities (float N, from :func:`per_anchor_purity`), NaN entries skipped; NaN if all are."""
-    p = per_anchor[~torch.isnan(per_anchor)]
-    return float(p.mean()) if p.numel() else float("nan")
-
-
-def purity(neighbour_indices: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None) -> float:
-    """Mean positive purity: share of each anchor's neighbours with its class, averaged over anchors.
-
-    Shapes as in :func:`per_anchor_purity`; anchors with nothing to count are skipped.
-    """
-    return average_purity(per_anchor_purity(neighbour_indices, labels, valid))
-
-
-def purity_curve(embedding: torch.Tensor | np.ndarray, labels: torch.Tensor, ks: Iterable[int] = (1, 5, 10, 20, 50),
-                 metric: str = "l2", **knn_options) -> dict[int, float]:
-    """Purity of the k nearest neighbours (self excluded) for each k in ``ks``, from one search with max(ks).
-
-    Args:
-        embedding: N×D float prior or representation.
-        labels: int64 N.
-        ks: neighbourhood sizes.
-        metric, knn_options: passed to :func:`gpsviz.knn.knn_search`.
-
-    Returns:
-        ``{k: purity}`` in the order of ``ks``.
-    """
-    from gpsviz.knn import knn_search
-
-    ks = [int(k) for k in ks]
-    if not ks or min(ks) < 1:
-        raise ConfigError(f"purity_curve: ks must be positive integers, got {ks}")
-    _, idx = knn_search(embedding, None, max(ks), metric=metric, exclude_self=True, **knn_options)
-    return {k: purity(idx[:, :k], labels) for k in ks}
-
-
-def embedding_purity(embedding: torch.Tensor | np.ndarray, labels: torch.Tensor, k: int = 10,
-                     metric: str = "l2") -> float:
-    """Purity of the k nearest neighbours (self excluded, squared L2 by default) in an embedding, e.g. a prior:
-    :func:`purity_curve` at one k. embedding N×D, labels int64 N. (``gpsviz.priors.purity`` is this function.)"""
-    return purity_curve(embedding, labels, [k], metric=metric)[int(k)]
-
+from gpsviz.evaluate import Features, _labelled, linear_probe, mlp_probe
+from gpsviz.utils import resolve_device
 
 # ------------------------------------------------------------------------------------------------------------------
 # Dubois et al.: the conditions under which a probe can read every augmentation-invariant task off a representation
@@ -96,13 +22,11 @@ def embedding_purity(embedding: torch.Tensor | np.ndarray, labels: torch.Tensor,
 # and label efficiency. Every function fits on the train split (or on one set of augmentation draws) and reports on
 # a held-out split (or on fresh draws).
 
-import math  # noqa: E402  (used by the functions below)
-from typing import Any  # noqa: E402
 
-#: Augmentation families whose invariance :func:`measure_invariance` reports ("all" = the whole preset).
-INVARIANCE_FAMILIES = ("crop", "flip", "colour", "blur", "all")
-_FAMILY_FIELDS = {"crop": ("crop_p",), "flip": ("flip_p",), "colour": ("jitter_p", "grayscale_p"),
-                  "blur": ("blur_p",), "solarize": ("solarize_p",)}
+#: Augmentation families whose invariance :func:`measure_invariance` reports ("all" = the whole preset), each the
+#: families of :func:`~gpsviz.augment.config.family_config` it switches on (colour = jitter + grayscale).
+INVARIANCE_FAMILIES = {"crop": ("crop",), "flip": ("flip",), "colour": ("colour", "grayscale"), "blur": ("blur",),
+                       "all": ("all",)}
 
 
 def invariance_ratio(z_a: torch.Tensor, z_b: torch.Tensor) -> float:
@@ -126,32 +50,11 @@ def invariance_ratio(z_a: torch.Tensor, z_b: torch.Tensor) -> float:
     return float(same / other) if other > 0 else float("nan")
 
 
-def family_config(preset: str | Any = "strong", family: str = "all", strength: float = 1.0):
-    """The augmentation of ``preset`` (name or AugmentConfig) restricted to one family (crop, flip, colour =
-    jitter + grayscale, blur, solarize; ``all`` = unchanged), at ``strength``. Returns an AugmentConfig, or None
-    when the preset never applies that family."""
-    from gpsviz.augment import AugmentConfig
-
-    cfg = preset if isinstance(preset, AugmentConfig) else AugmentConfig.preset(preset)
-    cfg = cfg.replace(strength=cfg.strength * float(strength))
-    if family == "all":
-        return cfg
-    if family not in _FAMILY_FIELDS:
-        raise ConfigError(f"augmentation family {family!r} is unknown; choose from {', '.join(INVARIANCE_FAMILIES)}")
-    eff = cfg.effective()
-    if not any(getattr(eff, f) > 0 for f in _FAMILY_FIELDS[family]):
-        return None
-    off = {f: 0.0 for fam, fields in _FAMILY_FIELDS.items() if fam != family for f in fields}
-    return cfg.replace(**off)
-
-
 @torch.no_grad()
 def view_features(backbone: torch.nn.Module, images: torch.Tensor, augmenter: Any, generator: torch.Generator,
                   batch_size: int = 256, device: Any = None) -> torch.Tensor:
     """Backbone features (eval mode) of one augmented view of each image: uint8 N×C×H×W → float32 N×D (CPU).
     The augmenter's normalisation is the training one; the backbone's mode and device are restored."""
-    from gpsviz.utils import resolve_device
-
     dev = resolve_device(device) if device is not None else next(backbone.parameters()).device
     was, orig = backbone.training, next(backbone.parameters()).device
     backbone.eval().to(dev)
@@ -171,12 +74,10 @@ def measure_invariance(backbone: torch.nn.Module, dataset: Any, preset: str | An
     """:func:`invariance_ratio` of a backbone per augmentation family, on ``n`` images of ``dataset`` (use the
     held-out split) with two independent draws of the family's augmentation. Families the preset never applies
     are left out. Returns ``{family: ratio}``."""
-    from gpsviz.augment import Augmenter
-
     images = dataset.images[: int(n)]
     out = {}
     for fam in families:
-        cfg = family_config(preset, fam, strength)
+        cfg = family_config(INVARIANCE_FAMILIES[fam], strength, preset, always=False)
         if cfg is None:
             continue
         aug = Augmenter(cfg)
@@ -207,8 +108,6 @@ def instance_decodability(fit_features: torch.Tensor, fit_ids: torch.Tensor, tes
     Returns:
         held-out accuracy of :func:`gpsviz.evaluate.linear_probe` among N images (chance = 1/N).
     """
-    from gpsviz.evaluate import Features, linear_probe
-
     tr = Features(torch.as_tensor(fit_features).float(), _Split(fit_ids, "train"))
     te = Features(torch.as_tensor(test_features).float(), _Split(test_ids, "test"))
     return float(linear_probe(tr, te, target="instance", seed=seed)["test_acc"])
@@ -219,11 +118,9 @@ def measure_decodability(backbone: torch.nn.Module, dataset: Any, preset: str | 
                          seed: int = 0, device: Any = None) -> float:
     """:func:`instance_decodability` of a backbone: ``n_images`` images of ``dataset`` (use the held-out split),
     ``fit_views`` augmented views each to fit, ``test_views`` fresh views each to report (chance 1/n_images)."""
-    from gpsviz.augment import Augmenter
-
     images = dataset.images[: int(n_images)]
     n = images.shape[0]
-    aug = Augmenter(family_config(preset, "all", strength))
+    aug = Augmenter(family_config("all", strength, preset, always=False))
     g = torch.Generator().manual_seed(seed)
     feats = [view_features(backbone, images, aug, g, device=device) for _ in range(fit_views + test_views)]
     ids = torch.arange(n)
@@ -354,10 +251,8 @@ def measure_dist_to_etf(backbone: torch.nn.Module, dataset: Any, preset: str | A
     """:func:`dist_to_etf` of a backbone's features of two independent augmented views (the whole preset, as
     :func:`measure_invariance`'s ``"all"``: the same draws) of ``n`` images of ``dataset`` (use the held-out
     split)."""
-    from gpsviz.augment import Augmenter
-
     images = dataset.images[: int(n)]
-    aug = Augmenter(family_config(preset, "all", strength))
+    aug = Augmenter(family_config("all", strength, preset, always=False))
     g = torch.Generator().manual_seed(seed)
     return dist_to_etf(view_features(backbone, images, aug, g, device=device),
                        view_features(backbone, images, aug, g, device=device))
@@ -421,8 +316,6 @@ def label_efficiency(train: Any, test: Any, per_class: Iterable[int | None] = PE
     Returns:
         rows ``{"per_class": n or "all", "probe", "n_train", "test_acc"}``.
     """
-    from gpsviz.evaluate import _labelled, linear_probe, mlp_probe
-
     fns = {"linear": linear_probe, "mlp": mlp_probe}
     bad = [p for p in probes if p not in fns]
     if bad:
@@ -512,65 +405,3 @@ def conditions_of(rep: dict[str, torch.Tensor], fit_views: int | None = None, se
                                                    v[k:].reshape(-1, v.shape[2]), ids.repeat(nv - k), seed=seed),
             "etf_distance": dist_to_etf(v[0], v[1])["dist_to_etf"], "effective_rank": effective_rank(v[0]),
             "class_means_etf": class_means_etf_distance(v[0], y)["etf_distance"]}
-
-
-# ---------------------------------------------------------------------------------------------- UOTA view weights
-def _as_vector(x, name: str) -> np.ndarray:
-    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64).reshape(-1)
-    return a
-
-
-def uota_auroc(weights: torch.Tensor | np.ndarray, coverage: torch.Tensor | np.ndarray,
-               threshold: float = 0.10) -> float:
-    """AUROC with which a LOW weight finds the views that miss the object (coverage < ``threshold``).
-
-    Args:
-        weights: float V, the views' weights (any scale: only their order matters).
-        coverage: float V in [0, 1], share of the object inside each view (NaN views are left out).
-        threshold: a view with coverage below it "misses" the object (a positive of the detector).
-    Returns:
-        P(weight of a missing view < weight of a keeping view), ties counting ½ (Mann–Whitney U / (n₊·n₋));
-        1 = every missing view gets a lower weight than every keeping one, 0.5 = chance. NaN when one of the two
-        groups is empty.
-    """
-    from scipy.stats import rankdata
-
-    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
-    if w.shape != c.shape:
-        raise ConfigError(f"uota_auroc: weights ({w.shape[0]}) and coverage ({c.shape[0]}) need one value per view")
-    ok = ~(np.isnan(w) | np.isnan(c))
-    w, c = w[ok], c[ok]
-    miss = c < threshold
-    n_pos, n_neg = int(miss.sum()), int((~miss).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(-w)                                   # score = −weight: high score ⇒ predicted "miss"
-    u = ranks[miss].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
-def weight_coverage_correlation(weights: torch.Tensor | np.ndarray,
-                                coverage: torch.Tensor | np.ndarray) -> dict[str, float]:
-    """Spearman and Pearson correlation of the views' weights with their object coverage (NaN views left out).
-    Returns ``{"spearman": ρ, "pearson": r}`` (NaN with fewer than 3 views or a constant input)."""
-    from scipy.stats import pearsonr, spearmanr
-
-    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
-    if w.shape != c.shape:
-        raise ConfigError(f"weight_coverage_correlation: weights ({w.shape[0]}) and coverage ({c.shape[0]}) "
-                          "need one value per view")
-    ok = ~(np.isnan(w) | np.isnan(c))
-    w, c = w[ok], c[ok]
-    if w.size < 3 or np.ptp(w) == 0 or np.ptp(c) == 0:
-        return {"spearman": float("nan"), "pearson": float("nan")}
-    return {"spearman": float(spearmanr(w, c).statistic), "pearson": float(pearsonr(w, c).statistic)}
-
-
-def uota_report(weights, coverage, threshold: float = 0.10) -> dict[str, float]:
-    """:func:`uota_auroc` and :func:`weight_coverage_correlation` together, plus the share of missing views:
-    ``{"auroc", "spearman", "pearson", "miss_rate", "n_views"}``."""
-    c = _as_vector(coverage, "coverage")
-    valid = c[~np.isnan(c)]
-    return {"auroc": uota_auroc(weights, coverage, threshold), **weight_coverage_correlation(weights, coverage),
-            "miss_rate": float((valid < threshold).mean()) if valid.size else float("nan"),
-            "n_views": int(valid.size)}

@@ -14,12 +14,15 @@ On one process every function here is an identity, so the loop calls them uncond
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Sequence, TextIO
 
 import torch
 import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import parse_args, run
 
 from gpsviz.errors import ConfigError
 
@@ -71,10 +74,6 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     """Start ``python -m gpsviz <argv>`` on ``nproc`` local processes, as ``torchrun --standalone
     --nproc_per_node=N`` would, and return their exit status without torchrun's own traceback and failure table:
     a user error appears as the one line rank 0 printed (exit 2), a crash as one line naming the process."""
-    import logging
-
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
 
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     quiet = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run")]

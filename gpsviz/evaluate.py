@@ -12,16 +12,17 @@ and is re-exported here.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpsviz.errors import DataError
+from gpsviz.errors import ConfigError, DataError
 from gpsviz.features import Features, extract, extract_features  # noqa: F401  (re-exported: train, notebooks)
-from gpsviz.runfolder import merge_results, run_dir_of
+from gpsviz.knn import knn_search
+from gpsviz.models import build_backbone
 from gpsviz.utils import resolve_device
 
 PROBES = ("knn", "linear", "mlp")
@@ -53,7 +54,6 @@ def knn_accuracy(train_feats: Features | torch.Tensor, test_feats: Features | to
         train_feats, test_feats = train_feats.features, test_feats.features
     if train_labels is None or test_labels is None:
         raise DataError("knn_accuracy on raw tensors needs train_labels and test_labels")
-    from gpsviz.knn import knn_search
 
     ftr, ytr = _labelled(train_feats, train_labels)
     fte, yte = _labelled(test_feats, test_labels)
@@ -187,57 +187,6 @@ def run_probes(train: Features, test: Features, targets: Sequence[str], probes: 
     return {f"{p}_{t}": fits[p](t) for t in targets for p in probes}
 
 
-def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,
-                 probes: Sequence[str] = ("knn", "linear"), device=None, write: bool = True,
-                 data: tuple[Any, Any] | None = None) -> dict[str, Any]:
-    """Evaluate a run folder's backbone on its dataset's train/test splits; writes ``results.json`` beside the
-    checkpoint. ``targets`` defaults to the class label plus, for shapes, the colour and position factors.
-
-    The results carry the ``checkpoint`` digest they were measured on and the run's ``provenance`` summary
-    (precision, device, versions: :func:`gpsviz.provenance.summary`); results of an earlier model in the folder
-    are dropped when they are merged (:func:`gpsviz.runfolder.merge_results`)."""
-    from gpsviz.checkpoint import backbone_of, checkpoint_digest, load_checkpoint, resolve_checkpoint_path
-    from gpsviz.provenance import summary
-    from gpsviz.recipes import TrainConfig
-    from gpsviz.runs import load_data
-
-    run_dir = run_dir_of(run_dir)             # a checkpoint file → its run folder
-    bad = [p for p in probes if p not in PROBES]
-    if bad:
-        raise DataError(f"unknown probe(s) {', '.join(map(repr, bad))}; choose from {', '.join(PROBES)}")
-    digest = checkpoint_digest(run_dir)
-    ck = load_checkpoint(run_dir)
-    backbone = backbone_of(ck, resolve_checkpoint_path(run_dir), device=resolve_device(device) if device else "cpu")
-    cfg_dict = ck["config"]
-    cfg = TrainConfig.from_dict(cfg_dict)
-    train_ds, test_ds = data if data is not None else load_data(cfg)
-    for ds in (train_ds, test_ds):
-        if ds.channels != ck["in_channels"]:
-            raise DataError(f"{run_dir} was trained on {ck['in_channels']}-channel images ({cfg.data}); the "
-                            f"{ds.split} data given has {ds.channels} channel(s) ({ds.name}). Evaluate it on "
-                            f"data like its own (leave data out to use its config's dataset).")
-    if targets is None:
-        targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
-        if not targets:
-            raise DataError(f"{train_ds.name} has no labels or categorical factors to probe; evaluate the run on "
-                            f"labelled data (pass data=(train, test) with labels)")
-    if any(t in ("label", "class", "shape") for t in targets):
-        for ds in (train_ds, test_ds):
-            ds.targets("label")              # DataError when the images are unlabelled
-    unknown = [t for t in targets if not train_ds.has_target(t)]
-    if unknown:
-        raise DataError(f"{cfg.data} has no target {', '.join(map(repr, unknown))}; choose from "
-                        f"{', '.join(train_ds.target_names())} or a conjunction of two, e.g. 'label×colour'")
-    tr, te = extract(backbone, train_ds), extract(backbone, test_ds)
-    results: dict[str, Any] = {"run": str(run_dir), "recipe": cfg.recipe, "aug": cfg.aug, "seed": cfg.seed,
-                               "data": cfg.data, "checkpoint": digest, "epoch": ck["epoch"],
-                               "provenance": summary(ck.get("provenance"))}
-    results.update(run_probes(tr, te, targets, probes))
-    if write:
-        merge_results(run_dir, results)      # keeps other targets/probes of earlier evaluations
-    return results
-
-
 FLOOR_NAMES = ("raw pixels", "random init")
 
 
@@ -249,11 +198,9 @@ def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
     ``train_ds``/``test_ds``: ImageDatasets (uint8 N×C×H×W); raw pixels are the flattened images in [0, 1]
     (N×C·H·W); the random backbone is ``build_backbone(backbone, **backbone_options)`` after
     ``torch.manual_seed(seed)`` (give the options the trained runs used, e.g. ``{"width": 16}``).
-    ``targets`` defaults as in :func:`evaluate_run`. Returns ``{"raw pixels": {"linear_label": acc, ...},
+    ``targets`` defaults as in :func:`~gpsviz.runs.evaluate_run`. Returns ``{"raw pixels": {"linear_label": acc, ...},
     "random init": {...}}`` — a learned representation that does not beat both floors has learned nothing.
     """
-    from gpsviz.models import build_backbone
-
     if targets is None:
         targets = [t for t in ("label", "colour", "position") if t in train_ds.target_names()]
     flat = lambda ds: Features(ds.images.float().flatten(1) / 255.0, ds)  # noqa: E731
@@ -266,3 +213,80 @@ def probe_floors(train_ds, test_ds, backbone: str = "small-cnn", seed: int = 0,
     for name, (tr, te) in feats.items():
         out[name] = run_probes(tr, te, targets, probes)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- ridge probe
+# A regression probe (CASSLE's augmentation-parameter prediction reads it): ridge on centred features, α chosen on a
+# validation part of the training rows.
+def _ridge_weights(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> list[torch.Tensor]:
+    """Ridge solutions (d×P each) of centred x (n×d), y (n×P) for each α, from one SVD."""
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)                             # n×r, r, r×d
+    uty = u.T @ y                                                                     # r×P
+    return [vh.T @ ((s / (s * s + a)).unsqueeze(1) * uty) for a in alphas]
+
+
+ALPHAS = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4)
+
+
+@dataclass
+class RidgeProbe:
+    """A fitted ridge regression (float64): ``predict(x)`` maps N×d features to N×P targets."""
+
+    mean: torch.Tensor      # d, feature mean (standardisation)
+    scale: torch.Tensor     # d, feature std
+    x_centre: torch.Tensor  # d, mean of the standardised training features
+    y_centre: torch.Tensor  # P
+    weight: torch.Tensor    # d×P
+    alpha: torch.Tensor     # P, the α chosen per column
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """N×d → float64 N×P."""
+        xs = (x.double() - self.mean) / self.scale
+        return (xs - self.x_centre) @ self.weight + self.y_centre
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2,
+              seed: int = 0) -> RidgeProbe:
+    """Fit a ridge probe on train features x (N×d) → targets y (N×P): features standardised, α chosen per
+    column on a validation part (``val_fraction``) of these rows, then refitted on all of them."""
+    if x.shape[0] != y.shape[0]:
+        raise ConfigError("fit_ridge: features and targets must have the same number of rows")
+    if x.shape[0] < 5:
+        raise ConfigError(f"fit_ridge: need at least 5 training rows, got {x.shape[0]}")
+    xt, yt = x.double(), y.double()
+    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
+    xt = (xt - mu) / sd
+    n = xt.shape[0]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(round(val_fraction * n)))
+    va, fi = perm[:n_val], perm[n_val:]
+    xm, ym = xt[fi].mean(0), yt[fi].mean(0)
+    ws = _ridge_weights(xt[fi] - xm, yt[fi] - ym, alphas)
+    val_err = torch.stack([(((xt[va] - xm) @ w + ym - yt[va]) ** 2).mean(0) for w in ws])   # A×P
+    best = val_err.argmin(0)                                                                 # P
+    xm_all, ym_all = xt.mean(0), yt.mean(0)
+    ws_all = _ridge_weights(xt - xm_all, yt - ym_all, alphas)
+    w = torch.stack([ws_all[int(best[j])][:, j] for j in range(yt.shape[1])], dim=1)       # d×P
+    return RidgeProbe(mu, sd, xm_all, ym_all, w, torch.tensor([alphas[int(b)] for b in best], dtype=torch.float64))
+
+
+def r2_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """R² per column (float64 P): ``1 − SSE/SST``, SST around the target's mean; NaN for a constant column."""
+    pred, target = pred.double(), target.double()
+    sse = ((pred - target) ** 2).sum(0)
+    sst = ((target - target.mean(0)) ** 2).sum(0)
+    r2 = 1.0 - sse / sst.clamp_min(1e-300)
+    return torch.where(sst > 1e-12 * target.shape[0], r2, torch.full_like(r2, float("nan")))
+
+
+def ridge_r2(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+             alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2, seed: int = 0) -> torch.Tensor:
+    """Held-out R² per target column of a ridge regression (:func:`fit_ridge` on train, :func:`r2_score` on
+    test). train_x N×d, train_y N×P, test_x M×d, test_y M×P → float64 P (1 = perfect, 0 = no better than the
+    test mean, < 0 worse; NaN for a column constant on test, e.g. blur σ when the augmentation never blurs)."""
+    if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
+        raise ConfigError("ridge_r2: train and test must have the same feature and target widths")
+    if test_x.shape[0] != test_y.shape[0]:
+        raise ConfigError("ridge_r2: features and targets must have the same number of rows")
+    probe = fit_ridge(train_x, train_y, alphas, val_fraction, seed)
+    return r2_score(probe.predict(test_x), test_y)

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from gpsviz.errors import ConfigError
 from gpsviz.utils import resolve_device
@@ -96,8 +97,6 @@ def embed_images(backbone: nn.Module, images: Tensor, batch_size: int = 256,
     Inputs are normalised as gpsviz training does: ``(x/255 − mean) / std`` per channel (scalars or C-sequences).
     The backbone's train/eval mode and device are restored afterwards. ``device`` ``None``: the default device.
     """
-    from tqdm.auto import tqdm
-
     dev = resolve_device(device)
     c = images.shape[1]
     m = channel_stat(mean, c).to(dev).view(-1, 1, 1)

@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 
+import gpsviz
+from gpsviz import distributed as D
+
 __all__ = ["machine", "Session", "summary", "git_commit", "SUMMARY_KEYS"]
 
 #: The keys of the short form kept beside results (one table row each).
@@ -69,8 +72,6 @@ def device_name(device: torch.device) -> str:
 
 def machine(device: torch.device, dtype: torch.dtype | None, channels_last: bool) -> dict[str, Any]:
     """What a run resolved and where it runs: precision and layout, world size and backend, device, versions."""
-    import gpsviz
-    from gpsviz import distributed as D
 
     backend = torch.distributed.get_backend() if D.is_distributed() else None
     return {"precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype)),

@@ -24,24 +24,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpsviz.config import TrainConfig  # noqa: F401  (re-exported: recipes and configs are used together)
+import gpsviz.positives as P  # noqa: F401  (importing registers the built-in sources)
+from gpsviz.augment.views import VIEWS, build_views
 from gpsviz.errors import ConfigError
+from gpsviz.models import build_backbone
+from gpsviz.models.heads import HEADS, build_head
 from gpsviz.models.ssl import SSLModel
+from gpsviz.objectives import OBJECTIVES, WEIGHTINGS, build_objective, build_weighting
+from gpsviz.positives import build_positives
+from gpsviz.positives.base import _REGISTRY
+from gpsviz.registry import option_defaults
 
 __all__ = ["Recipe", "RECIPES", "SLOTS", "register_recipe", "get_recipe", "build_ingredients", "Ingredients",
-           "TrainConfig", "SSLModel", "check_combination"]
+           "SSLModel", "check_combination"]
 
 #: The ingredient slots of a recipe, in the order data flows through a step.
 SLOTS = ("positives", "views", "head", "objective", "weighting")
 
 
 def _registries() -> dict[str, Any]:
-    import gpsviz.positives as P  # noqa: F401  (importing registers the built-in sources)
-    from gpsviz.augment.views import VIEWS
-    from gpsviz.models.heads import HEADS
-    from gpsviz.objectives import OBJECTIVES, WEIGHTINGS
-    from gpsviz.positives.base import _REGISTRY
-
     return {"positives": _REGISTRY, "views": VIEWS, "head": HEADS, "objective": OBJECTIVES,
             "weighting": WEIGHTINGS}
 
@@ -55,15 +56,12 @@ def check_combination(c: Any) -> None:
     * the view maker must make at least 2 views per instance (one view has no positive: loss 0), and a view of
       every slot of the source's plan that holds a positive (``PositiveSource.view_slots``,
       ``ViewMaker.views_made``), otherwise those positives are never seen."""
-    from gpsviz.registry import option_defaults
-
     regs = _registries()
     pos, obj, views = (regs[s].get(getattr(c, s)) for s in ("positives", "objective", "views"))
-    carried = set(getattr(pos, "positives_in", ()))
-    read = set(getattr(obj, "positives_from", ()))
+    carried, read = set(pos.positives_in), set(obj.positives_from)
     if not carried & read:
         fits = [n for n in regs["objective"].names()
-                if carried & set(getattr(regs["objective"].get(n), "positives_from", ()))]
+                if carried & set(regs["objective"].get(n).positives_from)]
         raise ConfigError(f"positives {c.positives!r} with objective {c.objective!r} is refused: the source marks its "
                           f"positives only in the plan's {' and '.join(sorted(carried))}, but {c.objective!r} finds "
                           f"positives only through {' and '.join(sorted(read))}, so it would ignore them and train "
@@ -147,16 +145,11 @@ class Ingredients:
     weighting: Any
 
 
-def build_ingredients(cfg: TrainConfig, in_channels: int, image_size: int) -> Ingredients:
+def build_ingredients(cfg: Any, in_channels: int, image_size: int) -> Ingredients:
     """Build every ingredient of ``cfg`` (slots and options already resolved by TrainConfig).
 
     Initialisation order (backbone, projector, the objective's heads, then the teacher copy) is fixed so the
     same seed gives the same weights."""
-    from gpsviz.augment.views import build_views
-    from gpsviz.models import build_backbone
-    from gpsviz.models.heads import build_head
-    from gpsviz.objectives import build_objective, build_weighting
-    from gpsviz.positives import build_positives
 
     backbone = build_backbone(cfg.backbone, in_channels=in_channels, **cfg.backbone_options)
     head = build_head(cfg.head, backbone.out_dim, cfg, **cfg.head_options)

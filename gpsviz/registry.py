@@ -24,7 +24,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import numpy as np
+import torch
+
 from gpsviz.errors import ConfigError
+from gpsviz.utils import parse_device
 
 __all__ = ["Registry", "Opt", "accepted_options", "option_defaults", "check_values", "missing_specs"]
 
@@ -161,16 +165,12 @@ class Opt:
         if k == "path":
             return (isinstance(v, os.PathLike) or (isinstance(v, str) and v.strip() != "")), v
         if k == "array":
-            import numpy as np
-            import torch
-
             return isinstance(v, (torch.Tensor, np.ndarray, list, tuple)), v
         if k == "device":
             if not isinstance(v, str):
                 return False, v
             if v.strip() == "auto":
                 return True, v
-            from gpsviz.utils import parse_device
 
             try:
                 parse_device(v)

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from gpsviz.config import TrainConfig
 from gpsviz.errors import GpsvizError
+from gpsviz.utils import atomic_write_bytes, atomic_write_json, read_json
 
 LOCK_NAME = ".gpsviz.lock"
 MARKER_NAME = ".gpsviz-run"
@@ -58,8 +60,6 @@ def is_gpsviz_run(path: str | os.PathLike) -> bool:
     cfg = p / "config.json"
     if cfg.is_file():
         try:
-            from gpsviz.config import TrainConfig
-
             TrainConfig.from_dict(json.loads(cfg.read_text()))
             return True
         except Exception:  # noqa: BLE001 - anything that is not our config means "not ours"
@@ -258,8 +258,6 @@ def history_csv(history: Sequence[dict[str, Any]], fields: Sequence[str]) -> byt
 def repair_history(path: str | os.PathLike, history: Sequence[dict[str, Any]], fields: Sequence[str]) -> bool:
     """Make ``history.csv`` hold exactly the checkpoint's ``history`` (a kill between the checkpoint and the
     history write leaves it one row short). Returns True when it had to be rewritten."""
-    from gpsviz.utils import atomic_write_bytes
-
     target = Path(path) / "history.csv"
     want = history_csv(history, fields)
     try:
@@ -278,8 +276,6 @@ def merge_results(path: str | os.PathLike, results: dict[str, Any]) -> dict[str,
     checkpoint (equal ``checkpoint`` digest, see :func:`gpsviz.checkpoint.checkpoint_digest`) and describe the same
     run (equal ``recipe``, ``aug``, ``seed``, ``data``); otherwise they belong to an earlier model and are dropped.
     New values replace old ones of the same target/probe. An unreadable ``results.json`` is replaced."""
-    from gpsviz.utils import atomic_write_json, read_json
-
     folder = Path(path)
     with run_lock(folder):
         loaded = read_json(folder / "results.json")           # missing or unreadable: None

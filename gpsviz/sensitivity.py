@@ -35,54 +35,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz.augment import DESCRIPTOR_NAMES, AugmentConfig, Augmenter, AugParams
-from gpsviz.errors import ConfigError, DataError, GpsvizError
+from gpsviz.augment.config import ALONE_FAMILIES, family_config
+from gpsviz.checkpoint import load_checkpoint, load_state, resolve_checkpoint_path
+from gpsviz.config import TrainConfig
+from gpsviz.data.loaders import dataset_image_size
+from gpsviz.errors import CheckpointError, ConfigError, DataError, GpsvizError
+from gpsviz.evaluate import ridge_r2
 from gpsviz.models.heads import DESCRIPTOR_FAMILIES  # descriptor columns of each family
+from gpsviz.recipes import build_ingredients
+from gpsviz.runs import evaluate_run
 
-__all__ = ["FAMILIES", "LEVELS", "family_config", "LoadedRun", "load_run", "run_image_size", "view_similarity",
-           "sensitivity", "strength_sweep", "augmented_features", "RidgeProbe", "fit_ridge", "r2_score", "ridge_r2",
+__all__ = ["FAMILIES", "LEVELS", "LoadedRun", "load_run", "run_image_size", "view_similarity",
+           "sensitivity", "strength_sweep", "augmented_features",
            "param_prediction", "task_probes", "DESCRIPTOR_FAMILIES"]
 
-#: Augmentation families that :func:`family_config` applies alone.
-FAMILIES = ("crop", "flip", "colour", "grayscale", "blur")
+#: Augmentation families that :func:`~gpsviz.augment.config.family_config` applies alone.
+FAMILIES = ALONE_FAMILIES
 #: Where the similarity is measured.
 LEVELS = ("backbone", "projector")
-
-_OFF = dict(crop_p=0.0, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)
-
-
-def _check_strength(strength: float) -> float:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
-            or not 0 <= strength <= 4:
-        raise ConfigError(f"strength={strength!r} is impossible: it must be a number in [0, 4] (0 = identity, "
-                          f"1 = the preset's magnitude)")
-    return float(strength)
-
-
-def family_config(family: str, strength: float = 1.0, base: str | AugmentConfig = "strong") -> AugmentConfig:
-    """An :class:`AugmentConfig` that applies **one** family of ``base`` to every view, at ``strength``.
-
-    ``strength`` scales the magnitude as :meth:`AugmentConfig.effective` does, but the family is always applied
-    (probability 1): crop -- smallest crop area ``1 − s·(1 − lo)``; colour -- jitter strengths × s (hue
-    clipped to 0.5); blur -- σ range × s; flip and grayscale are all-or-nothing, so s is their probability
-    (clipped to 1). ``s = 0`` is the identity for every family."""
-    if family not in FAMILIES:
-        raise ConfigError(f"augmentation family {family!r} is unknown; choose one of {', '.join(FAMILIES)}")
-    s = _check_strength(strength)
-    cfg = AugmentConfig.preset(base) if isinstance(base, str) else base
-    off = cfg.replace(**_OFF, strength=1.0)
-    if s == 0:
-        return off
-    if family == "crop":
-        return off.replace(crop_p=1.0, strength=s).effective().replace(crop_p=1.0)
-    if family == "colour":
-        return off.replace(jitter_p=1.0, strength=s).effective().replace(jitter_p=1.0)
-    if family == "blur":
-        lo, hi = cfg.blur_sigma
-        return off.replace(blur_p=1.0, blur_sigma=(lo * s, hi * s))
-    if family == "flip":
-        return off.replace(flip_p=min(1.0, s))
-    return off.replace(grayscale_p=min(1.0, s))                      # grayscale
-
 
 # ---------------------------------------------------------------------------------------------- a trained run
 def _device(module: nn.Module) -> torch.device:
@@ -147,8 +117,6 @@ class LoadedRun:
 def run_image_size(ck: dict[str, Any], cfg: Any) -> int | None:
     """The width in pixels of a run's training images: the checkpoint's ``image_size`` when it records one, else
     what the run's dataset and options say (:func:`gpsviz.data.loaders.dataset_image_size`); None if unknown."""
-    from gpsviz.data.loaders import dataset_image_size
-
     size = ck.get("image_size") if isinstance(ck, dict) else None
     if isinstance(size, int) and not isinstance(size, bool) and size > 0:
         return size
@@ -164,10 +132,6 @@ def load_run(run_dir: str | Path, name: str | None = None, device: str | torch.d
 
     ``image_size``: the width in pixels of the run's training images (its views and descriptors are configured
     for it); default: the run's own (:func:`run_image_size`: 64 for a ``size=64`` shapes run), 32 if unknown."""
-    from gpsviz.checkpoint import load_checkpoint, load_state, resolve_checkpoint_path
-    from gpsviz.config import TrainConfig
-    from gpsviz.errors import CheckpointError
-    from gpsviz.recipes import build_ingredients
 
     path = resolve_checkpoint_path(run_dir)
     ck = load_checkpoint(path)
@@ -213,7 +177,7 @@ def view_similarity(run: LoadedRun, images: torch.Tensor, config: AugmentConfig,
     """Per-view similarity of ``n_views`` views (made with ``config``) of each image to the clean image.
 
     Args:
-        images: uint8 N×C×H×W. config: the augmentation (e.g. :func:`family_config`). seed: the views' draw.
+        images: uint8 N×C×H×W. config: the augmentation (e.g. :func:`~gpsviz.augment.config.family_config`). seed: the views' draw.
         centre: subtract the mean clean feature (over these N images) before the cosine, so similarity is
             measured around the data's centre instead of around 0 (ReLU features are all positive).
 
@@ -288,80 +252,6 @@ def augmented_features(embed: Callable[[torch.Tensor], torch.Tensor], images: to
     return torch.cat(feats), torch.cat(descs)
 
 
-def _ridge_weights(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> list[torch.Tensor]:
-    """Ridge solutions (d×P each) of centred x (n×d), y (n×P) for each α, from one SVD."""
-    u, s, vh = torch.linalg.svd(x, full_matrices=False)                             # n×r, r, r×d
-    uty = u.T @ y                                                                     # r×P
-    return [vh.T @ ((s / (s * s + a)).unsqueeze(1) * uty) for a in alphas]
-
-
-ALPHAS = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4)
-
-
-@dataclass
-class RidgeProbe:
-    """A fitted ridge regression (float64): ``predict(x)`` maps N×d features to N×P targets."""
-
-    mean: torch.Tensor      # d, feature mean (standardisation)
-    scale: torch.Tensor     # d, feature std
-    x_centre: torch.Tensor  # d, mean of the standardised training features
-    y_centre: torch.Tensor  # P
-    weight: torch.Tensor    # d×P
-    alpha: torch.Tensor     # P, the α chosen per column
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """N×d → float64 N×P."""
-        xs = (x.double() - self.mean) / self.scale
-        return (xs - self.x_centre) @ self.weight + self.y_centre
-
-
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2,
-              seed: int = 0) -> RidgeProbe:
-    """Fit a ridge probe on train features x (N×d) → targets y (N×P): features standardised, α chosen per
-    column on a validation part (``val_fraction``) of these rows, then refitted on all of them."""
-    if x.shape[0] != y.shape[0]:
-        raise ConfigError("fit_ridge: features and targets must have the same number of rows")
-    if x.shape[0] < 5:
-        raise ConfigError(f"fit_ridge: need at least 5 training rows, got {x.shape[0]}")
-    xt, yt = x.double(), y.double()
-    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
-    xt = (xt - mu) / sd
-    n = xt.shape[0]
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, int(round(val_fraction * n)))
-    va, fi = perm[:n_val], perm[n_val:]
-    xm, ym = xt[fi].mean(0), yt[fi].mean(0)
-    ws = _ridge_weights(xt[fi] - xm, yt[fi] - ym, alphas)
-    val_err = torch.stack([(((xt[va] - xm) @ w + ym - yt[va]) ** 2).mean(0) for w in ws])   # A×P
-    best = val_err.argmin(0)                                                                 # P
-    xm_all, ym_all = xt.mean(0), yt.mean(0)
-    ws_all = _ridge_weights(xt - xm_all, yt - ym_all, alphas)
-    w = torch.stack([ws_all[int(best[j])][:, j] for j in range(yt.shape[1])], dim=1)       # d×P
-    return RidgeProbe(mu, sd, xm_all, ym_all, w, torch.tensor([alphas[int(b)] for b in best], dtype=torch.float64))
-
-
-def r2_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """R² per column (float64 P): ``1 − SSE/SST``, SST around the target's mean; NaN for a constant column."""
-    pred, target = pred.double(), target.double()
-    sse = ((pred - target) ** 2).sum(0)
-    sst = ((target - target.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - sse / sst.clamp_min(1e-300)
-    return torch.where(sst > 1e-12 * target.shape[0], r2, torch.full_like(r2, float("nan")))
-
-
-def ridge_r2(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-             alphas: Sequence[float] = ALPHAS, val_fraction: float = 0.2, seed: int = 0) -> torch.Tensor:
-    """Held-out R² per target column of a ridge regression (:func:`fit_ridge` on train, :func:`r2_score` on
-    test). train_x N×d, train_y N×P, test_x M×d, test_y M×P → float64 P (1 = perfect, 0 = no better than the
-    test mean, < 0 worse; NaN for a column constant on test, e.g. blur σ when the augmentation never blurs)."""
-    if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
-        raise ConfigError("ridge_r2: train and test must have the same feature and target widths")
-    if test_x.shape[0] != test_y.shape[0]:
-        raise ConfigError("ridge_r2: features and targets must have the same number of rows")
-    probe = fit_ridge(train_x, train_y, alphas, val_fraction, seed)
-    return r2_score(probe.predict(test_x), test_y)
-
-
 def _summary(r2: torch.Tensor) -> dict[str, Any]:
     cols = {name: float(v) for name, v in zip(DESCRIPTOR_NAMES, r2.tolist())}
     ok = [v for v in cols.values() if not math.isnan(v)]
@@ -414,7 +304,5 @@ def param_prediction(run: LoadedRun | nn.Module | str, train_images: Any, test_i
 def task_probes(run_dir: str | Path, targets: Sequence[str] | None = None,
                 probes: Sequence[str] = ("knn", "linear"), data: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """The run's backbone probed for each target (default: shape class plus colour and position on shapes; the
-    class elsewhere): :func:`gpsviz.evaluate.evaluate_run` without writing ``results.json``."""
-    from gpsviz.evaluate import evaluate_run
-
+    class elsewhere): :func:`gpsviz.runs.evaluate_run` without writing ``results.json``."""
     return evaluate_run(run_dir, targets=targets, probes=probes, write=False, data=data)

@@ -22,19 +22,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
 from gpsviz import distributed as D
 from gpsviz.batch import Batch
-from torch import nn
-
 from gpsviz.callbacks import Callback, LambdaCallback
-from gpsviz.checkpoint import (dataset_digest, load_checkpoint, load_state, nonfinite_entries, restore,
-                               save_checkpoint)
+from gpsviz.checkpoint import dataset_digest, load_checkpoint, load_state, nonfinite_entries, restore, save_checkpoint
 from gpsviz.config import TrainConfig
+from gpsviz.data import load_splits
 from gpsviz.errors import ConfigError, GpsvizError
+from gpsviz.evaluate import knn_accuracy
+from gpsviz.features import extract, extract_features
 from gpsviz.hardware import autocast, pick_layout, resolve_precision
 from gpsviz.models.ssl import SSLModel, cosine_momentum
 from gpsviz.optim import build_optimizer, lr_at, lr_with_restart, param_groups
+from gpsviz.provenance import Session, machine
 from gpsviz.recipes import build_ingredients
 from gpsviz.runfolder import history_csv, repair_history, run_folder
 from gpsviz.step import ssl_step
@@ -76,9 +79,6 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def _online_knn(model: SSLModel, train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> float:
-    from gpsviz.evaluate import knn_accuracy
-    from gpsviz.features import extract
-
     if not (train_ds.labelled and test_ds.labelled):
         return float("nan")                  # unlabelled images: no kNN accuracy to monitor
     g = torch.Generator().manual_seed(1234)  # fixed subsets: comparable across epochs, no effect on training RNG
@@ -124,7 +124,7 @@ class _Loop:
         if D.is_distributed():
             self.share = D.share(cfg.batch_size)                     # this process's instances of each batch
             self.step_fn = nn.parallel.DistributedDataParallel(self.step_fn)
-        self.want_descriptor = bool(getattr(self.model.projector, "needs_descriptor", False))
+        self.want_descriptor = bool(self.model.projector.needs_descriptor)
         self.opt = build_optimizer(cfg.optimizer, param_groups(self.model, self.objective.lr_scales()),
                                    cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
@@ -143,8 +143,6 @@ class _Loop:
 
     def start(self, earlier: dict | None) -> None:
         """Open this call's provenance session (``earlier``: the record of the restored checkpoint)."""
-        from gpsviz.provenance import Session, machine
-
         self.provenance = Session(machine(self.device, self.dtype, self.channels_last), earlier, self.start_epoch)
 
     def diverged(self, what: str, epoch: int) -> TrainingDiverged:
@@ -177,14 +175,12 @@ class _Loop:
         if D.is_main():
             repair_history(self.out_dir, self.history, HISTORY_FIELDS)
         self.start_epoch = int(ck["epoch"])
-        if ck.get("positives") and hasattr(self.positives, "load_state_dict"):
+        if ck.get("positives"):
             load_state(self.positives, ck["positives"], self.ckpt_path, "positives table")
             return True
         return False
 
     def prepare_positives(self) -> None:
-        from gpsviz.features import extract_features
-
         self.positives.prepare(self.train_ds, generator=None,
                                embed_fn=lambda ds: extract_features(self.model.backbone, ds, device=self.device))
 
@@ -202,7 +198,7 @@ class _Loop:
     # ------------------------------------------------------------------ optimisation
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``: warm-up + cosine, restarted where the weighting asks (UOTA's option)."""
-        restart = getattr(self.weighting, "lr_restart", lambda: None)()
+        restart = self.weighting.lr_restart()
         if restart is None:
             return lr_at(step, self.total_steps, self.warmup_steps, self.cfg.lr)
         fraction, factor = restart
@@ -244,7 +240,7 @@ class _Loop:
         save_checkpoint(self.ckpt_path, model=self.model, optimizer=self.opt, generator=self.gen,
                         epoch=row["epoch"], history=self.history, config=cfg.to_dict(),
                         in_channels=self.train_ds.channels,
-                        positives=self.positives.state_dict() if hasattr(self.positives, "state_dict") else None,
+                        positives=self.positives.state_dict(),
                         data_digest=self.data_digest, provenance=record, image_size=self.train_ds.image_size)
         _write_history(self.out_dir, self.history)
         atomic_write_json(self.out_dir / "provenance.json", record)
@@ -252,7 +248,7 @@ class _Loop:
             cb.on_epoch(row)
 
     def run_epoch(self, epoch: int, bar: Any, show: bool) -> dict[str, float]:
-        refresh = int(getattr(self.positives, "refresh_every", 0) or 0)
+        refresh = int(self.positives.refresh_every or 0)
         if refresh and epoch > 0 and epoch % refresh == 0:
             self.prepare_positives()
         self.model.train()
@@ -295,11 +291,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
 def _train(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool, data: tuple[Any, Any] | None,
            cbs: list[Callback], stop_after: int | None) -> Run:
-    from tqdm.auto import tqdm
-
     if data is None:
-        from gpsviz.data import load_splits
-
         data = load_splits(cfg.data, cfg.data_options)
     loop = _Loop(cfg, out_dir, data, cbs)
     restored = False

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import inspect
+import io
 import json
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from gpsviz.errors import GpsvizError, WriteError  # noqa: F401  (WriteError re-exported)
+from gpsviz.errors import ConfigError, DataError, GpsvizError, WriteError  # noqa: F401  (WriteError re-exported)
 
 
 def default_device() -> torch.device:
@@ -29,8 +34,6 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 def parse_device(device: str | torch.device) -> torch.device:
     """A device name → ``torch.device`` without checking availability; ``ConfigError`` for names that are not
     ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
-    from gpsviz.errors import ConfigError
-
     try:
         d = device if isinstance(device, torch.device) else torch.device(str(device).strip())
     except (RuntimeError, ValueError, TypeError):
@@ -43,8 +46,6 @@ def parse_device(device: str | torch.device) -> torch.device:
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` or ``"auto"`` -> :func:`default_device`; otherwise the named device, checked to exist on this
     machine (``ConfigError`` naming what is available otherwise)."""
-    from gpsviz.errors import ConfigError
-
     if device is None or device == "auto":
         return default_device()
     d = parse_device(device)
@@ -74,8 +75,6 @@ def parse_bool(value: object, name: str) -> bool:
     """True/False from a bool, 0/1, or the strings true/false/yes/no/on/off/1/0 (any case); else ConfigError.
 
     Never ``bool(str)``: the string ``"false"`` is False here."""
-    from gpsviz.errors import ConfigError
-
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -155,8 +154,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically: temp file in the same folder, fsync, rename."""
-    import io
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -165,8 +162,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 def hash_tensor(h: Any, t: torch.Tensor, chunk_bytes: int = 16 * 2**20) -> None:
     """Feed the shape, dtype and every byte of ``t`` to the hashlib object ``h``, a chunk of rows at a time (no
     full copy of a large or GPU tensor)."""
-    import numpy as np
-
     t = t.detach()
     h.update(f"{tuple(t.shape)}{t.dtype};".encode())
     if t.ndim == 0 or t.shape[0] == 0:
@@ -180,8 +175,6 @@ def hash_tensor(h: Any, t: torch.Tensor, chunk_bytes: int = 16 * 2**20) -> None:
 def tensor_digest(*tensors: torch.Tensor) -> str:
     """SHA-1 (hex) over every byte of ``tensors``: tensors that differ in one element get different digests, however
     large they are (about 1 GB/s: 0.1–0.2 s for 50,000 32×32 RGB images)."""
-    import hashlib
-
     h = hashlib.sha1()
     for t in tensors:
         hash_tensor(h, torch.as_tensor(t))
@@ -190,8 +183,6 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 def file_digest(path: str | os.PathLike) -> str:
     """The first 16 hex digits of the SHA-1 of a file's bytes."""
-    import hashlib
-
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha1").hexdigest()[:16]
 
@@ -221,6 +212,36 @@ def smoke_mode() -> bool:
     return os.environ.get("GPSVIZ_SMOKE", "") not in ("", "0", "false", "False")
 
 
+def source_of(obj: Any, max_lines: int | None = None) -> str:
+    """The source code of a function, class or method (``inspect.getsource``, dedented), e.g. the loss a notebook
+    teaches; ``max_lines`` keeps the first lines and says how many were left out. An object without Python
+    source (a builtin, a C extension) is a ConfigError naming it."""
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError) as e:
+        raise ConfigError(f"source_of: {getattr(obj, '__qualname__', obj)!r} has no Python source ({e})") from None
+    lines = textwrap.dedent(text).rstrip().splitlines()
+    if max_lines is not None and len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"# … {len(lines) - max_lines} more lines ({inspect.getsourcefile(obj)})"]
+    return "\n".join(lines)
+
+
+def show_source(*objs: Any, max_lines: int | None = None) -> Any:
+    """Show the source of each object in a notebook, highlighted, under its dotted name and file — so a student
+    reads the ingredient (the loss, the sampler) beside its result. Returns the IPython Markdown object (displayed
+    when it is a cell's last value; outside IPython, print its ``.data``)."""
+    from IPython.display import Markdown  # only where a notebook shows it
+
+    parts = []
+    for obj in objs:
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+        where = Path(inspect.getsourcefile(obj) or "?")
+        here = project_root()
+        shown = where.relative_to(here) if here is not None and where.is_relative_to(here) else where.name
+        parts.append(f"**`{name}`** — `{shown}`\n\n```python\n{source_of(obj, max_lines)}\n```")
+    return Markdown("\n\n".join(parts))
+
+
 def read_json(path: str | os.PathLike, unreadable: Any = None) -> Any:
     """The JSON in the file ``path``: None when it is missing, ``unreadable`` when it cannot be read or parsed
     (truncated, not UTF-8, a directory, no permission)."""
@@ -248,8 +269,6 @@ def read_json_file(path: str | os.PathLike, what: str, hint: str, keys: tuple[st
     """A JSON object a user asked for (``what``: e.g. "the run's results"), with ``keys``: a
     :class:`~gpsviz.errors.DataError` naming the file and saying ``hint`` (what to do) when it is missing,
     unreadable, not a JSON object or lacks one of ``keys``."""
-    from gpsviz.errors import DataError
-
     data = read_json(path, unreadable=[])
     if data is None:
         raise DataError(f"{path} ({what}) does not exist; {hint}")

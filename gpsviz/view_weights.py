@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
+from scipy.stats import pearsonr, rankdata, spearmanr
 
+from gpsviz.augment.coverage import view_coverage
 from gpsviz.augment.params import PARAM_NAMES
 from gpsviz.callbacks import Callback
-from gpsviz.errors import CheckpointError, GpsvizError
+from gpsviz.errors import CheckpointError, ConfigError, GpsvizError
 from gpsviz.utils import atomic_write_bytes
 
 __all__ = ["ViewWeightRecorder", "ViewWeightLog", "load_view_weights", "ground_truth", "FILE_NAME", "FIELDS"]
@@ -255,7 +258,63 @@ def load_view_weights(path: str | Path) -> ViewWeightLog:
 def ground_truth(log: ViewWeightLog, dataset: Any, threshold: float = 0.10) -> dict[str, torch.Tensor]:
     """Each recorded view's object coverage (``view_coverage``: dataset masks × the view's crop box) and whether
     it misses the object (coverage < ``threshold``). Returns ``{"coverage": float32 V, "miss": bool V}``."""
-    from gpsviz.augment.coverage import view_coverage
-
     cov = view_coverage(getattr(dataset, "masks", None), log.data["row"], log.data["params"])
     return {"coverage": cov, "miss": cov < threshold}
+
+
+# ---------------------------------------------------------------------------------------------- UOTA view weights
+def _as_vector(x, name: str) -> np.ndarray:
+    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64).reshape(-1)
+    return a
+
+
+def uota_auroc(weights: torch.Tensor | np.ndarray, coverage: torch.Tensor | np.ndarray,
+               threshold: float = 0.10) -> float:
+    """AUROC with which a LOW weight finds the views that miss the object (coverage < ``threshold``).
+
+    Args:
+        weights: float V, the views' weights (any scale: only their order matters).
+        coverage: float V in [0, 1], share of the object inside each view (NaN views are left out).
+        threshold: a view with coverage below it "misses" the object (a positive of the detector).
+    Returns:
+        P(weight of a missing view < weight of a keeping view), ties counting ½ (Mann–Whitney U / (n₊·n₋));
+        1 = every missing view gets a lower weight than every keeping one, 0.5 = chance. NaN when one of the two
+        groups is empty.
+    """
+    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
+    if w.shape != c.shape:
+        raise ConfigError(f"uota_auroc: weights ({w.shape[0]}) and coverage ({c.shape[0]}) need one value per view")
+    ok = ~(np.isnan(w) | np.isnan(c))
+    w, c = w[ok], c[ok]
+    miss = c < threshold
+    n_pos, n_neg = int(miss.sum()), int((~miss).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(-w)                                   # score = −weight: high score ⇒ predicted "miss"
+    u = ranks[miss].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def weight_coverage_correlation(weights: torch.Tensor | np.ndarray,
+                                coverage: torch.Tensor | np.ndarray) -> dict[str, float]:
+    """Spearman and Pearson correlation of the views' weights with their object coverage (NaN views left out).
+    Returns ``{"spearman": ρ, "pearson": r}`` (NaN with fewer than 3 views or a constant input)."""
+    w, c = _as_vector(weights, "weights"), _as_vector(coverage, "coverage")
+    if w.shape != c.shape:
+        raise ConfigError(f"weight_coverage_correlation: weights ({w.shape[0]}) and coverage ({c.shape[0]}) "
+                          "need one value per view")
+    ok = ~(np.isnan(w) | np.isnan(c))
+    w, c = w[ok], c[ok]
+    if w.size < 3 or np.ptp(w) == 0 or np.ptp(c) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    return {"spearman": float(spearmanr(w, c).statistic), "pearson": float(pearsonr(w, c).statistic)}
+
+
+def uota_report(weights, coverage, threshold: float = 0.10) -> dict[str, float]:
+    """:func:`uota_auroc` and :func:`weight_coverage_correlation` together, plus the share of missing views:
+    ``{"auroc", "spearman", "pearson", "miss_rate", "n_views"}``."""
+    c = _as_vector(coverage, "coverage")
+    valid = c[~np.isnan(c)]
+    return {"auroc": uota_auroc(weights, coverage, threshold), **weight_coverage_correlation(weights, coverage),
+            "miss_rate": float((valid < threshold).mean()) if valid.size else float("nan"),
+            "n_views": int(valid.size)}

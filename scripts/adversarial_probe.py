@@ -337,8 +337,8 @@ def small_smoke():
     """``reproduce --scale smoke`` on 128 images (batch 64) instead of 512, so a grid takes seconds. Touches the
     scale table only where it has today's shape (otherwise the smoke scale runs as it is, only slower)."""
     try:
-        import gpsviz.reproduce as R
-        s = R.SCALES["smoke"]
+        import gpsviz.experiments.grid as G
+        s = G.SCALES["smoke"]
     except Exception:  # noqa: BLE001
         yield
         return
@@ -578,7 +578,7 @@ def legacy(ctx: Ctx, seed: int) -> None:
 
     # --- run folders and checkpoints
     from gpsviz.checkpoint import load_checkpoint
-    from gpsviz.evaluate import evaluate_run
+    from gpsviz.runs import evaluate_run
 
     def foreign():
         d = tmp / "foreign"
@@ -806,7 +806,7 @@ def data_loss(ctx: Ctx) -> None:
     # 3. results.json mixing two models
     def mixing(how: str, change: dict, first_targets: list[str], probes2: list[str], targets2: list[str]):
         def run():
-            from gpsviz.evaluate import evaluate_run
+            from gpsviz.runs import evaluate_run
 
             d = good_copy(ctx, f"mix-{how}")
             evaluate_run(d, targets=first_targets, probes=["knn", "linear"])
@@ -838,7 +838,7 @@ def data_loss(ctx: Ctx) -> None:
 def nonsense(ctx: Ctx) -> None:
     tmp = ctx.tmp
     add = lambda name, fn, t=60: ctx.add("nonsense", name, fn, t)  # noqa: E731
-    from gpsviz.evaluate import evaluate_run
+    from gpsviz.runs import evaluate_run
 
     # non-finite weights or BatchNorm buffers reported as trained
     def finite_after(out: Path):
@@ -1174,7 +1174,7 @@ def nonsense(ctx: Ctx) -> None:
 def tracebacks(ctx: Ctx) -> None:
     tmp = ctx.tmp
     add = lambda name, fn, t=60: ctx.add("traceback", name, fn, t)  # noqa: E731
-    from gpsviz.evaluate import evaluate_run
+    from gpsviz.runs import evaluate_run
 
     # wrong-typed ingredient options
     wrong = [("simclr", ["--head-opt", "num_layers=abc"]), ("simclr", ["--head-opt", "last_bn=[1]"]),
@@ -1263,7 +1263,7 @@ def tracebacks(ctx: Ctx) -> None:
 
     def cell_results(kind: str):
         def run():
-            from gpsviz.reproduce import Cell, run_cell
+            from gpsviz.experiments.grid import Cell, run_cell
 
             out = ctx.new_dir("cell")
             cell = Cell("SimCLR", "simclr", "strong", experiment="baselines")
@@ -1280,7 +1280,7 @@ def tracebacks(ctx: Ctx) -> None:
 
     def floors_cache(kind: str):
         def run():
-            from gpsviz.reproduce import config_floor_rows
+            from gpsviz.experiments.grid import config_floor_rows
 
             path = ctx.new_dir("floors") / "results.json"
             path.parent.mkdir(parents=True)
@@ -1589,7 +1589,7 @@ def provenance(ctx: Ctx) -> None:
         add(f"after a CLI train the run folder records the {label}", case(label, pred))
 
     def evaluated():
-        from gpsviz.evaluate import evaluate_run
+        from gpsviz.runs import evaluate_run
 
         d = good_copy(ctx, "prov-eval")
         evaluate_run(d, targets=["label"], probes=["knn"])
@@ -1706,7 +1706,7 @@ def fuzz(ctx: Ctx) -> None:
                 p.unlink()
                 p.mkdir()
             if op == "evaluate":
-                from gpsviz.evaluate import evaluate_run
+                from gpsviz.runs import evaluate_run
                 evaluate_run(d, targets=["label"], probes=["knn"])
             elif op == "cli-evaluate":
                 raise_for(*run_cli(["evaluate", d, "--targets", "label", "--probes", "knn"]))

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpsviz.experiments.cassle import AUG, TARGETS  # noqa: E402
-from gpsviz.reproduce import Cell, floor_rows, format_table, run_cell, summarise  # noqa: E402
+from gpsviz.experiments.grid import Cell, floor_rows, format_table, run_cell, summarise  # noqa: E402
 
 FAMILIES = ("crop", "colour", "colour_diff", "blur", "grayscale")
 ROWS = (

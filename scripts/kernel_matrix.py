@@ -26,7 +26,7 @@ Usage (from the repository root; OMP_NUM_THREADS is left as it is, tests set the
     .venv/bin/python scripts/kernel_matrix.py --quick          # 4 settings: best, AVX512_CORE/avx2, AVX2/avx2,
                                                                #   SSE41/default
     .venv/bin/python scripts/kernel_matrix.py --slow           # include slow numerics tests (the kill test)
-    .venv/bin/python scripts/kernel_matrix.py --markdown out.md -- tests/test_step.py   # pytest args after --
+    .venv/bin/python scripts/kernel_matrix.py --markdown out.md -- tests/unit/step/test_step.py   # pytest args after --
 """
 from __future__ import annotations
 

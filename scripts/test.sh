@@ -22,7 +22,7 @@ if [ $rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
 # oneDNN (convolutions) limited to AVX2 with ATen's AVX2 kernels, then oneDNN SSE4.1 with ATen's scalar
 # (default) kernels: two kernel families besides this machine's best. Only the files that hold numerics tests
 # are collected (collecting the whole suite would cost more than some of the runs).
-files=$(grep -l "mark.numerics" tests/test_*.py)
+files=$(grep -rl --include="test_*.py" "mark.numerics" tests)
 settings=("ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2" "ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default")
 for setting in "${settings[@]}"; do
     echo "numerics tests under $setting"

@@ -1,4 +1,5 @@
-"""Shared fixtures. Browser tests: ``chromium_page`` (see tests/browser.py for the harness)."""
+"""Shared fixtures and helpers of every test folder (``unit/<module>``, ``integration``, ``browser``). Browser
+tests: ``chromium_page`` (the harness is ``browser/harness.py``)."""
 from __future__ import annotations
 
 import json
@@ -7,14 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # `import browser` under any pytest import mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # `from conftest import …` under any pytest import mode
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))   # `from harness import …` likewise
 
 
 @pytest.fixture
 def chromium_page():
     """A Playwright page in headless Debian Chromium (skipped with the reason if missing; a failure when CI=true)."""
-    from browser import browser_page
+    from harness import browser_page
 
     with browser_page() as page:
         yield page
@@ -103,3 +106,11 @@ def edited_copy(run, dst, edit):
     edit(ck)
     torch.save(ck, Path(dst) / "checkpoint.pt")
     return Path(dst)
+
+
+def clustered(n_per: int = 20, classes: int = 4, noise: float = 0.3, seed: int = 0):
+    """An N×16 embedding of ``classes`` noisy clusters (N = n_per·classes) and its int64 labels."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, 16, generator=g)
+    labels = torch.arange(classes).repeat_interleave(n_per)
+    return centres[labels] + noise * torch.randn(len(labels), 16, generator=g), labels

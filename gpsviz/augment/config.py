@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from gpsviz.errors import ConfigError
 
-__all__ = ["AugmentConfig", "PRESETS", "available_presets"]
+__all__ = ["AugmentConfig", "PRESETS", "available_presets", "FAMILY_FIELDS", "ALONE_FAMILIES", "family_config"]
 
 
 @dataclass(frozen=True)
@@ -188,3 +188,65 @@ PRESETS: dict[str, dict[str, Any]] = {
 def available_presets() -> list[str]:
     """Names accepted by :meth:`AugmentConfig.preset` and :class:`~gpsviz.augment.Augmenter`."""
     return list(PRESETS)
+
+
+#: Augmentation families and the AugmentConfig probabilities that switch each on (:func:`family_config`).
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {"crop": ("crop_p",), "flip": ("flip_p",), "colour": ("jitter_p",),
+                                             "grayscale": ("grayscale_p",), "blur": ("blur_p",),
+                                             "solarize": ("solarize_p",)}
+#: The families :func:`family_config` can apply alone at a chosen magnitude (``always=True``).
+ALONE_FAMILIES = ("crop", "flip", "colour", "grayscale", "blur")
+
+
+def _check_strength(strength: float) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
+            or not 0 <= strength <= 4:
+        raise ConfigError(f"strength={strength!r} is impossible: it must be a number in [0, 4] (0 = identity, "
+                          f"1 = the preset's magnitude)")
+    return float(strength)
+
+
+def family_config(family: str | Sequence[str], strength: float = 1.0, base: str | AugmentConfig = "strong", *,
+                  always: bool = True) -> AugmentConfig | None:
+    """The augmentation of ``base`` (a preset name or an AugmentConfig) restricted to some families: the one
+    definition of "one augmentation family" (CASSLE's sensitivity, Dubois et al.'s invariance per family).
+
+    ``always=True`` (sensitivity): **one** family of :data:`ALONE_FAMILIES`, applied to every view (probability
+    1); ``strength`` scales its magnitude as :meth:`AugmentConfig.effective` does — crop: smallest crop area
+    ``1 − s·(1 − lo)``; colour: jitter strengths × s (hue clipped to 0.5); blur: σ range × s; flip and grayscale
+    are all-or-nothing, so s is their probability (clipped to 1). ``s = 0`` is the identity.
+
+    ``always=False`` (invariance): one family or several (e.g. ``("colour", "grayscale")``) of
+    :data:`FAMILY_FIELDS`, or ``"all"`` (the base unchanged), with the base's own probabilities and its strength
+    × ``strength``; the other families off. None when the base never applies any of them."""
+    s = _check_strength(strength)
+    cfg = AugmentConfig.preset(base) if isinstance(base, str) else base
+    names = (family,) if isinstance(family, str) else tuple(family)
+    known = ALONE_FAMILIES if always else (*FAMILY_FIELDS, "all")
+    bad = [f for f in names if f not in known]
+    if bad or not names or (always and len(names) != 1) or ("all" in names and len(names) > 1):
+        raise ConfigError(f"augmentation family {family!r} is unknown here; choose "
+                          f"{'one' if always else 'one or more'} of {', '.join(known)}")
+    off = {f: 0.0 for fields in FAMILY_FIELDS.values() for f in fields}
+    if not always:
+        cfg = cfg.replace(strength=cfg.strength * s)
+        if names == ("all",):
+            return cfg
+        eff = cfg.effective()
+        if not any(getattr(eff, f) > 0 for n in names for f in FAMILY_FIELDS[n]):
+            return None
+        return cfg.replace(**{f: v for f, v in off.items() if not any(f in FAMILY_FIELDS[n] for n in names)})
+    off_cfg = cfg.replace(**off, strength=1.0)
+    name = names[0]
+    if s == 0:
+        return off_cfg
+    if name == "crop":
+        return off_cfg.replace(crop_p=1.0, strength=s).effective().replace(crop_p=1.0)
+    if name == "colour":
+        return off_cfg.replace(jitter_p=1.0, strength=s).effective().replace(jitter_p=1.0)
+    if name == "blur":
+        lo, hi = cfg.blur_sigma
+        return off_cfg.replace(blur_p=1.0, blur_sigma=(lo * s, hi * s))
+    if name == "flip":
+        return off_cfg.replace(flip_p=min(1.0, s))
+    return off_cfg.replace(grayscale_p=min(1.0, s))                  # grayscale

@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from gpsviz.augment.config import AugmentConfig
 from gpsviz.augment.params import AugParams
 from gpsviz.augment.pipeline import Augmenter
-from gpsviz.batch import Batch
+from gpsviz.batch import Batch, ViewPlan
 from gpsviz.errors import ConfigError
-from gpsviz.positives.base import ViewPlan
 from gpsviz.registry import Opt, Registry, check_values
 
 __all__ = ["ViewMaker", "MultiCrop", "VIEWS", "build_views", "register_views"]

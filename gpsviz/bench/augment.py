@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 import torch
+from PIL import Image
+from torchvision import transforms as T
 
 from gpsviz.augment import Augmenter
 
@@ -23,8 +25,6 @@ __all__ = ["run", "main", "torchvision_pil_pipeline"]
 
 def torchvision_pil_pipeline(size: int = 32, mean: float = 0.5, std: float = 0.25) -> Any:
     """The usual per-image torchvision recipe of SimCLR (the baseline): PIL image → normalised 3×size×size."""
-    from torchvision import transforms as T
-
     return T.Compose([
         T.RandomResizedCrop(size, scale=(0.08, 1.0)),
         T.RandomHorizontalFlip(),
@@ -52,8 +52,6 @@ def run(n: int = 4096, batch: int = 512, repeats: int = 3, pil_n: int = 256, siz
     keeping the least disturbed measurement makes the ratio robust to load from other processes on a small
     shared machine (medians are returned too).
     """
-    from PIL import Image
-
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
     aug = Augmenter("simclr")                                 # the recipe torchvision_pil_pipeline makes

@@ -16,21 +16,27 @@ import tempfile
 import time
 
 import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from gpsviz.augment import Augmenter
+from gpsviz.config import TrainConfig
+from gpsviz.data import ImageDataset, make_shapes
+from gpsviz.hardware import autocast, pick_layout, resolve_precision
+from gpsviz.models import MLPHead, build_backbone
+from gpsviz.objectives import multi_positive_ntxent
+from gpsviz.train import train
 
 BATCH = 256
 
 
 def _model(seed: int = 0):
-    from gpsviz.models import MLPHead, build_backbone
-
     torch.manual_seed(seed)
     backbone = build_backbone("small-cnn", in_channels=3)
     return torch.nn.Sequential(backbone, MLPHead(backbone.out_dim, 512, 128))
 
 
 def _step(model, opt, views: torch.Tensor) -> None:
-    from gpsviz.objectives import multi_positive_ntxent
-
     b = views.shape[0] // 2
     groups = torch.arange(b).repeat(2)
     loss = multi_positive_ntxent(model(views), groups, temperature=0.2).mean()
@@ -56,9 +62,6 @@ class _StepTimer:
 
 def bench_train_loop(images: torch.Tensor, steps: int) -> tuple[float, dict]:
     """views/s of ``train()`` (the loop users run), steady state, and the resolved precision/layout."""
-    from gpsviz.config import TrainConfig
-    from gpsviz.data import ImageDataset
-    from gpsviz.train import train
 
     n = BATCH * (steps + 2)
     ds = ImageDataset(images=images[:n], labels=torch.zeros(n, dtype=torch.long), classes=["x"], name="bench")
@@ -75,8 +78,6 @@ def bench_train_loop(images: torch.Tensor, steps: int) -> tuple[float, dict]:
 def bench_bare_step(model, cfg, steps: int) -> float:
     """views/s of forward (backbone + projector) + backward + AdamW step of ``model`` on a fixed batch, in the
     precision and layout the loop used."""
-    from gpsviz.hardware import autocast, pick_layout, resolve_precision
-
     device = torch.device("cpu")
     dtype = resolve_precision(cfg.precision, device)
     x = torch.randn(2 * BATCH, 3, 32, 32)
@@ -98,8 +99,6 @@ def bench_bare_step(model, cfg, steps: int) -> float:
 
 def bench_gpsviz(images: torch.Tensor, steps: int) -> tuple[float, float]:
     """(images/s, share of step time in augmentation) for the in-memory batched pipeline."""
-    from gpsviz.augment import Augmenter
-
     model = _model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     aug = Augmenter("simclr")                                    # the recipe the PIL pipeline makes
@@ -122,8 +121,6 @@ def bench_gpsviz(images: torch.Tensor, steps: int) -> tuple[float, float]:
 
 class _PilPairs(torch.utils.data.Dataset):
     def __init__(self, images: torch.Tensor, transform) -> None:
-        from PIL import Image
-
         self.pils = [Image.fromarray(im.permute(1, 2, 0).numpy()) for im in images]
         self.transform = transform
 
@@ -137,8 +134,6 @@ class _PilPairs(torch.utils.data.Dataset):
 
 def bench_dataloader(images: torch.Tensor, steps: int, workers: int = 2) -> float:
     """images/s for torchvision PIL transforms in a DataLoader with ``workers`` processes."""
-    from torchvision import transforms as T
-
     size = images.shape[-1]
     tf = T.Compose([
         T.RandomResizedCrop(size, scale=(0.08, 1.0)), T.RandomHorizontalFlip(),
@@ -161,9 +156,6 @@ def bench_dataloader(images: torch.Tensor, steps: int, workers: int = 2) -> floa
 
 
 def main(steps: int = 12) -> dict[str, float]:
-    from gpsviz.data import make_shapes
-    from gpsviz.hardware import resolve_precision
-
     images = make_shapes(BATCH * (steps + 2), seed=0).images
     dtype = resolve_precision("auto", torch.device("cpu"))
     print(f"SimCLR training, small CNN + projector, batch {BATCH} (2 views), 32×32 RGB, {steps} timed steps, "

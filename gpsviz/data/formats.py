@@ -7,7 +7,9 @@ files to put where.
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import gzip
+import importlib
 import pickle
 import socket
 import struct
@@ -37,6 +39,13 @@ _IDX_TYPES = {0x08: np.uint8}
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+def _torchvision_datasets():
+    """``torchvision.datasets``, imported on first download only (it costs about a second at import)."""
+    import torchvision.datasets
+
+    return torchvision.datasets
+
+
 @contextlib.contextmanager
 def _socket_timeout(seconds: float) -> Iterator[None]:
     """Temporarily set the default socket timeout (urllib, used by torchvision, has none of its own)."""
@@ -137,9 +146,9 @@ def load_fashion_mnist(split: str, root: Path, download: bool = True, n: int | N
         if not download:
             raise DataError(f"Fashion-MNIST not found (looked in {', '.join(map(str, folders))}). {howto} "
                             f"Or pass download=True.")
-        from torchvision.datasets import FashionMNIST
 
-        _download("Fashion-MNIST", lambda: FashionMNIST(str(root), train=(split == "train"), download=True), howto)
+        _download("Fashion-MNIST", lambda: _torchvision_datasets().FashionMNIST(str(root), train=(split == "train"),
+                                                                                 download=True), howto)
         files = found()
         if files is None:
             raise DownloadError(f"Fashion-MNIST: download finished but the files are missing. {howto}")
@@ -193,7 +202,6 @@ class _CifarUnpickler(pickle.Unpickler):
         if module == "_codecs":
             return _latin1_encode
         if module in ("copy_reg", "copyreg"):
-            import copyreg
             return copyreg._reconstructor
         if module in ("__builtin__", "builtins"):
             return object
@@ -201,7 +209,6 @@ class _CifarUnpickler(pickle.Unpickler):
             return np.ndarray
         if name == "dtype":
             return np.dtype
-        import importlib
 
         try:
             mod = importlib.import_module(module.replace("numpy.core.", "numpy._core."))
@@ -247,9 +254,9 @@ def load_cifar(name: str, split: str, root: Path, download: bool = True, n: int 
     if not all(f.is_file() for f in files):
         if not download:
             raise DataError(f"{spec['title']} not found in {folder}/. {howto} Or pass download=True.")
-        from torchvision.datasets import CIFAR10, CIFAR100
 
-        cls = CIFAR10 if name == "cifar10" else CIFAR100
+        tv = _torchvision_datasets()
+        cls = tv.CIFAR10 if name == "cifar10" else tv.CIFAR100
         _download(spec["title"], lambda: cls(str(root), train=(split == "train"), download=True), howto)
         if not all(f.is_file() for f in files):
             raise DownloadError(f"{spec['title']}: download finished but {folder}/ is incomplete. {howto}")
@@ -319,9 +326,8 @@ def load_stl10(split: str, root: Path, download: bool = True, n: int | None = No
     if not all(f.is_file() for f in needed):
         if not download:
             raise DataError(f"STL-10 not found in {folder}/. {howto} Or pass download=True.")
-        from torchvision.datasets import STL10
 
-        _download("STL-10", lambda: STL10(str(root), split=split, download=True), howto)
+        _download("STL-10", lambda: _torchvision_datasets().STL10(str(root), split=split, download=True), howto)
         if not all(f.is_file() for f in needed):
             raise DownloadError(f"STL-10: download finished but {folder}/ is incomplete. {howto}")
     xpath = folder / xname

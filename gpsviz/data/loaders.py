@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import torch
 
 from gpsviz.data import formats
 from gpsviz.data.core import ImageDataset
+from gpsviz.data.local import _as_tensor, _images_to_nchw, _parse_size, folder_image_size
 from gpsviz.data.shapes import DEFAULT_VARIANT, make_shapes, world_variant
 from gpsviz.data.splits import check_arrays_splits, check_folder_splits, load_arrays_split, load_folder_split
 from gpsviz.errors import DataError
@@ -140,8 +142,6 @@ def _dataset_from_dict(d: Any, params: dict[str, Any] | None = None) -> ImageDat
 def _remove_stale_temp_files(folder: Path, max_age_s: float = 3600.0) -> None:
     """Remove ``.*.tmp`` files of cache writes interrupted by a kill (older than an hour: another process may be
     writing a fresh one right now)."""
-    import time
-
     for f in folder.glob(".*.tmp") if folder.is_dir() else ():
         try:
             if time.time() - f.stat().st_mtime > max_age_s:
@@ -263,8 +263,6 @@ def dataset_image_size(name: str, options: dict[str, Any] | None = None) -> int 
     """The width in pixels (:attr:`ImageDataset.image_size`) of a dataset's images, from its name and options
     without loading it: shapes ``size`` (32), Fashion-MNIST 28, CIFAR 32, STL-10 ``size`` (96), a folder's
     ``size`` or its first image's header, arrays' shape. None when it cannot be told (e.g. a missing folder)."""
-    from gpsviz.data.local import _as_tensor, _images_to_nchw, _parse_size, folder_image_size
-
     key = canonical_name(name)
     options = dict(options or {})
     size = options.get("size")

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from gpsviz.data.core import ImageDataset
 from gpsviz.errors import DataError
@@ -23,8 +24,6 @@ SPLIT_DIR_NAMES = ("train",) + TEST_DIR_NAMES
 def _to_8bit(pic: Any) -> Any:
     """A PIL image with more than 8 bits per pixel (16-bit PNG: mode I;16 or I, float TIFF: F) → mode "L",
     scaled by its bit depth (65535 → 255), not clipped; other images are returned unchanged."""
-    from PIL import Image
-
     if pic.mode not in _WIDE_MODES:
         return pic
     a = np.asarray(pic).astype(np.float64)
@@ -166,8 +165,6 @@ def _image_files(folder: Path) -> list[Path]:
 def folder_image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(height, width) of the image :func:`from_folder` would read first (its size is every image's size when no
     ``size=`` is given), read from the file header only; None when the folder holds no readable image."""
-    from PIL import Image
-
     root = Path(path).expanduser()
     try:
         class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -193,8 +190,6 @@ def from_folder(path: str | os.PathLike, size: int | Sequence[int] | None = None
         ``ImageDataset`` with ``images`` uint8 N×C×H×W (C = 1 or 3), ``labels`` int64 N (sub-folder index,
         folders sorted by name), ``classes`` the sub-folder names.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist (expected one sub-folder per class, "

@@ -1,10 +1,14 @@
-"""Reproductions with their own runner (``python -m gpsviz reproduce <name>``), one module per paper.
+"""Every reproduction of ``python -m gpsviz reproduce <name>``: the framework (:mod:`gpsviz.experiments.grid`),
+the project's own grids and the demo (:mod:`gpsviz.experiments.baselines`), and one module per paper.
 
-Each module calls :func:`gpsviz.reproduce.register_experiment` at import; this package imports them all, so the
-command line and :func:`gpsviz.reproduce.reproduce` know every experiment. A module builds on the shared grid
-machinery of :mod:`gpsviz.reproduce` (``Cell``, ``run_cell``, ``floor_rows``, ``summarise``, ``format_table``).
+Each module registers its experiments with :func:`gpsviz.experiments.grid.register_experiment` at import; this
+package imports them all (the grids first), so the command line and :func:`gpsviz.reproduce.reproduce` know every
+experiment.
 """
-from gpsviz.experiments import spps  # noqa: E402,F401  (SPPS: reproduce spps)
-from gpsviz.experiments import cassle  # noqa: E402,F401  (CASSLE: reproduce cassle)
-from gpsviz.experiments import dubois  # noqa: E402,F401  (Dubois et al.: reproduce dubois)
-from gpsviz.experiments import uota  # noqa: E402,F401  (UOTA: reproduce uota)
+from gpsviz.experiments import (
+    baselines,  # noqa: F401  (baselines, gps, gps-priors, precision; demo)
+    cassle,  # noqa: F401  (CASSLE: reproduce cassle)
+    dubois,  # noqa: F401  (Dubois et al.: reproduce dubois)
+    spps,  # noqa: F401  (SPPS: reproduce spps)
+    uota,  # noqa: F401  (UOTA: reproduce uota)
+)

@@ -3,11 +3,11 @@
 SimCLR against CASSLE-SimCLR and BYOL against CASSLE-BYOL (the projector also reads each view's 14-column
 augmentation descriptor; the teacher's projector reads its own views'), with the SupCon ceiling at the same
 budget and the floors (raw pixels, random init), on the shapes world (``full``: CIFAR-10, ResNet-18 and the GPU
-settings of :data:`gpsviz.reproduce.SCALES`, with the reference descriptor encoder of 6 × 64).
+settings of :data:`gpsviz.experiments.grid.SCALES`, with the reference descriptor encoder of 6 × 64).
 
 Per run, on the **backbone** feature (what CASSLE is evaluated on; the projector is thrown away):
 
-* the probes of :func:`gpsviz.evaluate.evaluate_run`: shape class and colour factor, linear and kNN. A linear
+* the probes of :func:`gpsviz.runs.evaluate_run`: shape class and colour factor, linear and kNN. A linear
   colour probe is a poor witness on shapes (raw pixels read the colour at 99 %), so kNN colour -- how the
   embedding is *organised* -- is reported beside it;
 * augmentation-parameter prediction (:func:`gpsviz.sensitivity.param_prediction`): R² per descriptor column of
@@ -21,16 +21,27 @@ and a gain on the shape × colour conjunction task.
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
+import torch
+
+from gpsviz.augment import Augmenter
+from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, read_finished,
-                              register_experiment, run_cell, summarise, save_figure, write_report)
-from gpsviz.utils import atomic_write_json, read_json_cache
+from gpsviz.evaluate import probe_floors
+from gpsviz.experiments.grid import (FULL_DATA, SCALES, Cell, NotebookRuns, cell_config, cell_run_dir, chosen_methods,
+                                     floor_rows, format_table, notebook_budget, read_finished, register_experiment,
+                                     run_cell, save_figure, summarise, write_report)
+from gpsviz.models import build_backbone
+from gpsviz.plots.cassle import plot_sensitivity_bars
+from gpsviz.runs import load_data, train_or_resume
+from gpsviz.sensitivity import FAMILIES, load_run, param_prediction, sensitivity, task_probes
+from gpsviz.stats import format_mean_sd
+from gpsviz.utils import atomic_write_json, data_root, read_json_cache, smoke_mode
 
 __all__ = ["METHODS", "cassle_cells", "cassle_configs", "run_analysis", "floor_analysis", "run_cassle",
            "r2_table", "sensitivity_table", "notebook_runs", "comparison_table"]
@@ -54,11 +65,6 @@ ANALYSIS_VERSION = 2      # 2: the 14-column descriptor (hue as an angle, colour
 
 def _data(dataset: str, scale: str) -> str:
     return FULL_DATA.get(dataset, dataset) if scale == "full" else dataset
-
-
-def _run_dir(cell: Cell, seed: int, out: Path) -> Path:
-    """The run folder :func:`gpsviz.reproduce.run_cell` trains ``cell`` of ``seed`` in."""
-    return out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
 
 
 #: Targets probed: the shape class, the colour factor and their conjunction (one class per shape × colour bin:
@@ -89,7 +95,7 @@ def cassle_configs(scale: str = "small", n_seeds: int | None = None, datasets: S
     if scale not in SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
     n = SCALES[scale]["seeds"] if n_seeds is None else n_seeds
-    return [(c, s, _config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or ("shapes",))
+    return [(c, s, cell_config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or ("shapes",))
             for c in cassle_cells(d, scale)]
 
 
@@ -103,8 +109,6 @@ def run_analysis(run_dir: str | Path, scale: str = "small", seed: int = 0) -> di
 
     Returns flat keys: ``r2_mean``, ``r2_<family>``, ``r2_col_<column>``, ``sens_<level>_<family>`` (cosine)
     and ``sensc_<level>_<family>`` (cosine around the mean clean feature)."""
-    from gpsviz.runs import load_data
-    from gpsviz.sensitivity import FAMILIES, load_run, param_prediction, sensitivity
 
     run_dir = Path(run_dir)
     cache = run_dir / "cassle_analysis.json"
@@ -129,13 +133,8 @@ def run_analysis(run_dir: str | Path, scale: str = "small", seed: int = 0) -> di
 def floor_analysis(dataset: str, scale: str, seed: int, out: Path, device: str | None = None) -> dict[str, dict]:
     """R² of the floors (ridge on the raw pixels of the views; on a randomly initialised backbone), cached in
     ``out/runs/<dataset>-floors-s<seed>/cassle_r2.json``. Returns ``{"raw pixels": {...}, "random init": {...}}``."""
-    import torch
 
-    from gpsviz.models import build_backbone
-    from gpsviz.runs import load_data
-    from gpsviz.sensitivity import param_prediction
-
-    cfg = _config(Cell("floors", "simclr", AUG.get(dataset, "simclr"), dataset, experiment="cassle"), scale, seed,
+    cfg = cell_config(Cell("floors", "simclr", AUG.get(dataset, "simclr"), dataset, experiment="cassle"), scale, seed,
                   None, device)
     key = {"data": cfg.data, "data_options": cfg.data_options, "backbone": cfg.backbone, "seed": seed,
            "aug": cfg.aug, "version": ANALYSIS_VERSION, "scale": scale}
@@ -148,7 +147,6 @@ def floor_analysis(dataset: str, scale: str, seed: int, out: Path, device: str |
     torch.manual_seed(seed)
     net = build_backbone(cfg.backbone, in_channels=train_ds.channels, **cfg.backbone_options)
     res = {}
-    from gpsviz.augment import Augmenter
 
     for name, model in (("raw pixels", "pixels"), ("random init", net)):
         pp = param_prediction(model, train_ds, test_ds, augmenter=Augmenter(cfg.aug, cfg.strength), seed=seed,
@@ -159,11 +157,7 @@ def floor_analysis(dataset: str, scale: str, seed: int, out: Path, device: str |
 
 
 def _ms(vals: list[float], digits: int = 2) -> str:
-    vals = [v for v in vals if v is not None and not math.isnan(v)]
-    if not vals:
-        return "–"
-    m = statistics.fmean(vals)
-    return f"{m:.{digits}f}" + (f" ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else "")
+    return format_mean_sd(vals, f".{digits}f")
 
 
 def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict]]:
@@ -254,11 +248,11 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
         for dataset in datasets:
             for cell in cassle_cells(dataset, scale):
                 i += 1
-                if not train and not (_run_dir(cell, seed, out) / "results.json").exists():
+                if not train and not (cell_run_dir(cell, seed, out) / "results.json").exists():
                     continue
                 print(f"[{i}/{total}] {cell.data} {cell.name} aug={cell.aug} seed={seed}", flush=True)
                 res = run_cell(cell, scale, seed, out, epochs, device, progress, targets=_targets(cell.data))
-                res = {**res, **run_analysis(_run_dir(cell, seed, out), scale, seed)}
+                res = {**res, **run_analysis(cell_run_dir(cell, seed, out), scale, seed)}
                 colour = (f", colour linear {100 * res['linear_colour']:.1f} % kNN {100 * res['knn_colour']:.1f} %"
                           if "knn_colour" in res else "")
                 print(f"    label {100 * res['linear_label']:.1f} %{colour}, R² {res['r2_mean']:.3f}, "
@@ -281,7 +275,6 @@ def run_cassle(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
             + "\n\nThe same, cosine around the mean clean feature (centred):\n\n"
             + sensitivity_table(rows, prefix="sensc") + "\n\nAim:\n" + _aim(rows))
     write_report(out, "cassle", scale, text, table, rows, t0)
-    from gpsviz.plots.cassle import plot_sensitivity_bars
 
     save_figure(out / "sensitivity.png", lambda: plot_sensitivity_bars(rows))
     return table
@@ -291,52 +284,57 @@ register_experiment("cassle", run_cassle)
 
 
 # ---------------------------------------------------------------------------------------------- notebook 05
-def notebook_runs(recipes: Sequence[str] = ("simclr", "cassle-simclr"), data: str = "shapes", n_train: int = 4000,
-                  epochs: int = 8, batch_size: int = 128, seed: int = 0, aug: str | None = None,
-                  eval_size: int = 2000, root: str | Path | None = None, progress: bool = True,
-                  scale: str | None = None) -> dict[str, Path]:
-    """Train (or reload) notebook 05's runs: ``{recipe: run folder}``, kept under
-    ``<data>/runs/nb05-<data>-<recipe>-<config key>`` (re-running a cell reloads them).
+def notebook_runs(methods: Sequence[str] | dict[str, dict] | None = None, *, seed: int = 0,
+                  smoke: bool | None = None, targets: Sequence[str] | None = None, floors: bool = True,
+                  root: str | Path | None = None, progress: bool = True, **overrides: Any) -> NotebookRuns:
+    """Notebook 05's runs (:data:`METHODS`' names; default SimCLR, CASSLE-SimCLR and the SupCon ceiling), one seed,
+    with the table of :func:`comparison_table` (task probes, mean R² of augmentation-parameter prediction, floors).
 
-    ``scale="small"``: each run gets the config of ``reproduce cassle --scale small`` (the library's default
-    budget; ``n_train``, ``epochs``, ``batch_size`` and ``eval_size`` are then ignored), and a finished run of that
-    reproduction with the same config (``<data>/reproduce/cassle-small/runs/…``) is used as it is, not retrained."""
-    from gpsviz.config import TrainConfig
-    from gpsviz.runs import train_or_resume
-    from gpsviz.utils import data_root
-
-    aug = aug or AUG.get(data, "simclr")
-    cells = {c.recipe: c for c in cassle_cells(data, scale)} if scale else {}
-    out = {}
-    for recipe in recipes:
-        if scale:
-            cell = cells[recipe]
-            cfg = _config(cell, scale, seed, None, None)
-            done = _run_dir(cell, seed, data_root(root) / "reproduce" / f"cassle-{scale}")
+    Teach mode without ``overrides``: each run gets the config of ``reproduce cassle --scale small`` (the library's
+    default budget, 10,000 × 10, batch 128), and a finished run of that reproduction with the same config
+    (``<data>/reproduce/cassle-small/runs/…``) is used as it is. With ``overrides`` (e.g. ``data="fashion-mnist"``,
+    ``epochs``), or in smoke mode (512 images × 1 epoch), the runs train under ``<data>/runs/nb05-<data>-<recipe>-<key>``
+    at 4,000 images × 8 epochs (teach) merged with ``overrides``. ``overrides`` may also hold ``r2_images``: the
+    images per split of the R² probe (teach 2,000, smoke 300). ``targets`` is not used (the table probes the
+    label, and colour where the data has it)."""
+    quick = smoke_mode() if smoke is None else smoke
+    r2_images = overrides.pop("r2_images", 300 if quick else 2000)
+    data = overrides.get("data", "shapes")
+    aug = AUG.get(data, "simclr")
+    known = {name: (recipe, {}) for name, recipe in METHODS}
+    chosen = methods if methods is not None else ["SimCLR", "CASSLE-SimCLR", "SupCon (ceiling)"]
+    budget = notebook_budget(quick, teach=dict(aug=aug, epochs=8, batch_size=128, data_options={"n": 4000},
+                                               eval_size=2000),
+                             quick=dict(aug=aug, epochs=1, batch_size=128, data_options={"n": 512}, eval_size=200),
+                             overrides=overrides)
+    reproduction = not quick and not overrides
+    cells = {c.name: c for c in cassle_cells(data, "small")}
+    runs, configs = {}, {}
+    for name, recipe, fields in chosen_methods(known, chosen, budget):
+        if reproduction:
+            cfg = cell_config(cells[name], "small", seed)
+            done = cell_run_dir(cells[name], seed, data_root(root) / "reproduce" / "cassle-small")
             if read_finished(done, cfg) is not None:
-                out[recipe] = done
+                runs[name], configs[name] = done, cfg
                 continue
         else:
-            cfg = TrainConfig(recipe=recipe, data=data, aug=aug, epochs=epochs, batch_size=batch_size, seed=seed,
-                              data_options={"n": n_train}, eval_size=eval_size)
-        out[recipe] = train_or_resume(cfg, f"nb05-{data}-{recipe}", root=root, progress=progress).out_dir
-    return out
+            cfg = TrainConfig(recipe=recipe, seed=seed, **fields)
+        runs[name] = train_or_resume(cfg, f"nb05-{data}-{recipe}", root=root, progress=progress).out_dir
+        configs[name] = cfg
+    table = comparison_table(runs, data=data, seed=seed, r2_images=r2_images, floors=floors)
+    return NotebookRuns(runs, configs, table, load_data(next(iter(configs.values()))))
+
+
+def _column(metric: str) -> str:
+    """A results key as a notebook table's column: ``linear_label×colour`` → ``linear label×colour %``."""
+    return metric.replace("_", " ", 1) + " %"
 
 
 def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train: int = 4000, seed: int = 0,
-                     r2_images: int = 1000):
-    """Notebook 05's table: per run the task probes (shape/class; colour on shapes, linear and kNN, %) and the
-    mean R² of augmentation-parameter prediction, then the floors (raw pixels, random init). pandas DataFrame."""
-    import pandas as pd
-    import torch
-
-    from gpsviz.augment import Augmenter
-    from gpsviz.config import TrainConfig
-    from gpsviz.evaluate import probe_floors
-    from gpsviz.models import build_backbone
-    from gpsviz.runs import load_data
-    from gpsviz.sensitivity import load_run, param_prediction, task_probes
-
+                     r2_images: int = 1000, floors: bool = True):
+    """Notebook 05's table: per run (``{method name or recipe: run folder}``) the task probes (shape/class;
+    colour on shapes; linear and kNN, %) and the mean R² of augmentation-parameter prediction, then (``floors``)
+    the floors (raw pixels, random init). pandas DataFrame."""
     names = {r: n for n, r in METHODS}
     rows = []
     splits = None
@@ -345,22 +343,21 @@ def comparison_table(runs: dict[str, str | Path], data: str = "shapes", n_train:
         splits = splits or load_data(run.config)
         t = task_probes(run_dir, targets=_targets(splits[0].name), data=splits)
         pp = param_prediction(run, *splits, seed=seed, max_images=r2_images)
-        rows.append({"method": names.get(recipe, recipe), **{k: 100 * v for k, v in t.items()
+        rows.append({"method": names.get(recipe, recipe), **{_column(k): 100 * v for k, v in t.items()
                                                             if k.startswith(("linear_", "knn_"))},
                      "R² (mean)": pp["r2_mean"], "R² colour": pp["r2_family"]["colour"],
                      "R² crop": pp["r2_family"]["crop"]})
     if splits is None:
         splits = load_data(TrainConfig(data=data, data_options={"n": n_train}))
-    floors = probe_floors(*splits, targets=_targets(splits[0].name), seed=seed)
+    floor_res = probe_floors(*splits, targets=_targets(splits[0].name), seed=seed) if floors else {}
     torch.manual_seed(seed)
     net = build_backbone("small-cnn", in_channels=splits[0].channels)
     aug = Augmenter(AUG.get(data, "simclr"))
-    for name, model in (("raw pixels", "pixels"), ("random init", net)):
+    for name, model in (("raw pixels", "pixels"), ("random init", net)) if floors else ():
         pp = param_prediction(model, *splits, augmenter=aug, seed=seed, max_images=r2_images)
-        rows.append({"method": f"{name} (floor)", **{k: 100 * v for k, v in floors[name].items()},
+        rows.append({"method": f"{name} (floor)", **{_column(k): 100 * v for k, v in floor_res[name].items()},
                      "R² (mean)": pp["r2_mean"], "R² colour": pp["r2_family"]["colour"],
                      "R² crop": pp["r2_family"]["crop"]})
     df = pd.DataFrame(rows)
-    keep = ["method"] + [c for c in ACC_METRICS if c in df] + \
-        ["R² (mean)", "R² colour", "R² crop"]
+    keep = ["method"] + [_column(c) for c in ACC_METRICS if _column(c) in df] + ["R² (mean)", "R² colour", "R² crop"]
     return df[keep].round(3)

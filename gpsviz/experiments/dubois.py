@@ -1,7 +1,7 @@
 """Dubois et al. (idealized representations): ``python -m gpsviz reproduce dubois --scale smoke|small|full``.
 
 Four questions, on the shapes world (``full``: CIFAR-10, ResNet-18, the GPU settings of
-:data:`gpsviz.reproduce.SCALES`), every accuracy table with its floors (raw pixels, random init) and the SupCon
+:data:`gpsviz.experiments.grid.SCALES`), every accuracy table with its floors (raw pixels, random init) and the SupCon
 ceiling at the same budget:
 
 1. **Objectives.** SimCLR against CISSL, BYOL against DISSL (the paper: TinyImageNet, linear probe, SimCLR 45.2
@@ -26,18 +26,27 @@ trained with) and saved in each run folder as ``conditions.json``; the explorer 
 """
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
+import torch
+
+from gpsviz import diagnostics as dg
+from gpsviz.checkpoint import load_backbone
+from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (SCALES, Cell, _config, _rank_correlation, floor_rows, format_table,
-                              register_experiment, run_cell, same_config, save_figure, summarise)
-from gpsviz.utils import atomic_write_bytes, atomic_write_json, read_json, read_json_cache
+from gpsviz.evaluate import extract, linear_probe, mlp_probe, probe_floors
+from gpsviz.experiments.grid import (SCALES, Cell, NotebookRuns, merge_fields, method_configs, notebook_budget, cell_config, cell_run_dir, floor_rows, format_table,
+                                     register_experiment, run_cell, same_config, save_figure, summarise)
+from gpsviz.plots.dubois import plot_accuracy_sweep, plot_conditions_vs_accuracy, plot_label_efficiency
+from gpsviz.runs import load_data, train_or_resume
+from gpsviz.stats import format_mean_sd, rank_correlation
+from gpsviz.utils import atomic_write_bytes, atomic_write_json, read_json, read_json_cache, smoke_mode
 
 __all__ = ["DIMS", "STRENGTHS", "METHODS", "BUDGET", "dubois_cells", "dubois_configs", "measure_run", "run_dubois",
-           "spearman_table", "notebook_runs", "CONDITIONS"]
+           "spearman_table", "NB06_METHODS", "notebook_runs", "CONDITIONS"]
 
 #: (name, recipe) of the comparison, then the ceiling.
 METHODS = (("SimCLR", "simclr"), ("CISSL", "cissl"), ("BYOL", "byol"), ("DISSL", "dissl"))
@@ -107,12 +116,7 @@ def dubois_configs(scale: str = "small", n_seeds: int | None = None, epochs: int
     """Every TrainConfig the experiment would train (validated on construction) as ``[(cell, seed, config)]``:
     what the tests check for the ``full`` scale without training."""
     n = SCALES[scale]["seeds"] if n_seeds is None else n_seeds
-    return [(c, s, _config(c, scale, s, epochs, device)) for s in range(n) for c in dubois_cells(scale, s)]
-
-
-def _run_dir(cell: Cell, seed: int, out: Path) -> Path:
-    """The folder :func:`gpsviz.reproduce.run_cell` trains ``cell`` in."""
-    return out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
+    return [(c, s, cell_config(c, scale, s, epochs, device)) for s in range(n) for c in dubois_cells(scale, s)]
 
 
 def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_invariance: int = 500,
@@ -128,13 +132,6 @@ def measure_run(run_dir: str | Path, data: tuple[Any, Any] | None = None, n_inva
     features. Cached in ``run_dir/conditions.json`` (keyed by
     the run's config). Returns a flat dict (``invariance`` = the whole preset's ratio, ``invariance_<family>``
     per family, ``label_efficiency`` rows, ``etf_means`` / ``etf_ideal`` C×2 lists, ``dim``, ``classes``)."""
-    import torch
-
-    from gpsviz import diagnostics as dg
-    from gpsviz.checkpoint import load_backbone
-    from gpsviz.config import TrainConfig
-    from gpsviz.evaluate import extract, linear_probe, mlp_probe
-    from gpsviz.runs import load_data
 
     run_dir = Path(run_dir)
     path = run_dir / "conditions.json"
@@ -185,17 +182,9 @@ def spearman_table(records: Sequence[dict[str, Any]], accuracy: str = "linear_la
     for cond, larger_better in CONDITIONS.items():
         rs = [r for r in records if r.get(cond) is not None and r.get(accuracy) is not None
               and r[cond] == r[cond]]
-        rho = _rank_correlation([r[cond] for r in rs], [r[accuracy] for r in rs]) if len(rs) >= 3 else float("nan")
+        rho = rank_correlation([r[cond] for r in rs], [r[accuracy] for r in rs]) if len(rs) >= 3 else float("nan")
         rows.append({"condition": cond, "rho": rho, "runs": len(rs), "expected": 1 if larger_better else -1})
     return rows
-
-
-def _mean_sd(vals: Sequence[float], fmt: str) -> str:
-    vals = [v for v in vals if v is not None and v == v]
-    if not vals:
-        return "–"
-    s = format(statistics.fmean(vals), fmt)
-    return s + (f" ± {format(statistics.stdev(vals), fmt)}" if len(vals) > 1 else "")
 
 
 def _conditions_md(records: Sequence[dict[str, Any]], key: str) -> str:
@@ -205,8 +194,8 @@ def _conditions_md(records: Sequence[dict[str, Any]], key: str) -> str:
              "ETF distance | effective rank |", "|" + "---|" * 10]
     for v in dict.fromkeys(r[key] for r in records):
         rs = [r for r in records if r[key] == v]
-        pct = lambda k: _mean_sd([100 * r[k] for r in rs if r.get(k) is not None], ".1f")  # noqa: E731
-        num = lambda k, f=".3f": _mean_sd([r.get(k) for r in rs], f)                   # noqa: E731
+        pct = lambda k: format_mean_sd([100 * r[k] for r in rs if r.get(k) is not None], ".1f")  # noqa: E731
+        num = lambda k, f=".3f": format_mean_sd([r.get(k) for r in rs], f)                   # noqa: E731
         lines.append(f"| {v} | {len(rs)} | {pct('linear_label')} | {pct('mlp_label')} | {num('invariance')} | "
                      f"{num('invariance_crop')} | {num('invariance_colour')} | {pct('decodability')} | "
                      f"{num('etf_distance')} | {num('effective_rank', '.1f')} |")
@@ -220,7 +209,7 @@ def _efficiency_md(records: Sequence[dict[str, Any]]) -> str:
     for m in dict.fromkeys(r["method"] for r in records):
         rs = [r for r in records if r["method"] == m]
         for p in ("linear", "mlp"):
-            cells = [_mean_sd([100 * e["test_acc"] for r in rs for e in r["label_efficiency"]
+            cells = [format_mean_sd([100 * e["test_acc"] for r in rs for e in r["label_efficiency"]
                                if e["probe"] == p and e["per_class"] == k], ".1f") for k in ks]
             lines.append(f"| {m} | {p} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -287,7 +276,7 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
     for i, (seed, cell) in enumerate(order):
         print(f"[{i + 1}/{len(order)}] {cell.data} {cell.name} seed={seed}", flush=True)
         res = run_cell(cell, scale, seed, out, epochs, device, progress, targets=["label"])
-        cond = measure_run(_run_dir(cell, seed, out), device=device)
+        cond = measure_run(cell_run_dir(cell, seed, out), device=device)
         group = "dim" if cell.tag.startswith("d") else "strength" if cell.tag.startswith("s") else "main"
         method = SWEEP[0] if group != "main" else cell.name
         records.append({**_record(res, cond, method), "group": group})
@@ -308,8 +297,8 @@ def run_dubois(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/r
 
 def _finished(cell: Cell, seed: int, out: Path, scale: str, epochs: int | None, device: str | None) -> bool:
     """Whether the cell's run folder holds results of the config it would train now."""
-    res = read_json(_run_dir(cell, seed, out) / "results.json")       # missing or unreadable: not finished
-    return isinstance(res, dict) and same_config(res.get("config"), _config(cell, scale, seed, epochs, device))
+    res = read_json(cell_run_dir(cell, seed, out) / "results.json")       # missing or unreadable: not finished
+    return isinstance(res, dict) and same_config(res.get("config"), cell_config(cell, scale, seed, epochs, device))
 
 
 def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: float) -> str:
@@ -323,8 +312,6 @@ def _save(out: Path, scale: str, records: list[dict], floors: list[dict], t0: fl
 
 def _figures(records: list[dict], out: Path) -> None:
     """The four figures of the report; each is skipped alone (with a message) if it fails."""
-    from gpsviz.plots.dubois import plot_accuracy_sweep, plot_conditions_vs_accuracy, plot_label_efficiency
-
     sweep = [r for r in records if r["method"] == SWEEP[0]]
     save_figure(out / "accuracy_vs_dim.png", lambda: plot_accuracy_sweep([r for r in sweep if r["strength"] == 1.0],
                                                                          "dim"))
@@ -340,45 +327,56 @@ register_experiment("dubois", run_dubois)
 
 
 # ------------------------------------------------------------------------------------------------ notebook 06
-def notebook_runs(smoke: bool = False, seed: int = 0, root: str | Path | None = None,
-                  progress: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
-    """Notebook 06's runs on the shapes world, one seed: SimCLR, CISSL, BYOL, DISSL, the SupCon ceiling, CISSL
-    with a 32-d representation and CISSL at strength 0.5 (``smoke``: SimCLR, CISSL, CISSL at strength 0.5, CISSL
-    16-d and SupCon on 300 images for one epoch). Runs live under ``<data>/runs/nb06-<recipe>-<key>`` (re-running reloads them).
+#: Notebook 06's methods: name → (recipe, its own fields); the sweeps' cells carry the representation size or the
+#: augmentation strength in their name, and their records the method (CISSL) for :class:`~gpsviz.widgets.ProbeExplorer`.
+NB06_METHODS = {"SimCLR": ("simclr", {}), "CISSL": ("cissl", {}), "BYOL": ("byol", {}), "DISSL": ("dissl", {}),
+                "CISSL (strength 0.5)": ("cissl", {"strength": 0.5}),
+                "CISSL (small representation)": ("cissl", {"backbone_options": {"out_dim": 32}}),
+                CEILING[0]: (CEILING[1], {})}
 
-    Returns (records and floors for :class:`gpsviz.widgets.ProbeExplorer`, a pandas DataFrame: method, dim,
-    strength, linear %, MLP %, the conditions, and the floors' rows)."""
-    import pandas as pd
 
-    from gpsviz.config import TrainConfig
-    from gpsviz.evaluate import probe_floors
-    from gpsviz.runs import load_data, train_or_resume
+def notebook_runs(methods: Sequence[str] | dict[str, dict] | None = None, *, seed: int = 0,
+                  smoke: bool | None = None, targets: Sequence[str] | None = None, floors: bool = True,
+                  root: str | Path | None = None, progress: bool = True, **overrides: Any) -> NotebookRuns:
+    """Notebook 06's runs on the shapes world, one seed (:data:`NB06_METHODS`: SimCLR, CISSL, BYOL, DISSL, CISSL
+    at strength 0.5 and with a 32-d representation, the SupCon ceiling), each measured for Dubois et al.'s
+    conditions (:func:`measure_run`). Teach mode: 3,000 images × 5 epochs, batch 256, width 16; smoke: SimCLR,
+    CISSL and its two sweep cells (16-d) and SupCon on 300 images for one epoch, width 4. Runs live under
+    ``<data>/runs/nb06-<recipe>-<key>``.
 
-    width = 4 if smoke else 16
-    common = dict(aug="strong", epochs=1 if smoke else 5, batch_size=64 if smoke else 256, lr=1e-3, seed=seed,
-                  data_options={"n": 300 if smoke else 3000}, eval_size=200 if smoke else 1000, precision="fp32",
-                  eval_every=0)
-    small_dim = 16 if smoke else 32
-    specs = [("SimCLR", "simclr", {}, 1.0), ("CISSL", "cissl", {}, 1.0)]
-    if not smoke:
-        specs += [("BYOL", "byol", {}, 1.0), ("DISSL", "dissl", {}, 1.0)]
-    specs += [("CISSL", "cissl", {}, 0.5)]
-    specs += [("CISSL", "cissl", {"out_dim": small_dim}, 1.0), (CEILING[0], CEILING[1], {}, 1.0)]
-    records = []
-    for name, recipe, bb, strength in specs:
-        cfg = TrainConfig(recipe=recipe, strength=strength, backbone_options={"width": width, **bb}, **common)
-        run = train_or_resume(cfg, f"nb06-{recipe}", root=root, progress=progress)
-        cond = measure_run(run.out_dir, n_invariance=200 if smoke else 500, n_instances=50 if smoke else 100)
-        records.append({**_record({"name": name}, cond, name), "group": "notebook"})
-    rows = [{"method": r["method"], "dim": r["dim"], "strength": r["strength"], "linear %": 100 * r["linear_label"],
-             "MLP %": 100 * r["mlp_label"], "invariance": r["invariance"], "decodability %": 100 * r["decodability"],
-             "ETF distance": r["etf_distance"], "effective rank": r["effective_rank"]} for r in records]
-    cfg = TrainConfig(backbone_options={"width": width}, **common)
-    floors = probe_floors(*load_data(cfg), targets=["label"], probes=("linear", "mlp"), seed=seed,
-                          backbone_options={"width": width})
-    floor_rows_ = []
-    for name, res in floors.items():
-        rows.append({"method": f"{name} (floor)", "linear %": 100 * res["linear_label"],
-                     "MLP %": 100 * res["mlp_label"]})
-        floor_rows_.append({"name": name, **res})
-    return records, floor_rows_, pd.DataFrame(rows).round(3)
+    The table: method, dim, strength, ``linear label %``, ``mlp label %``, the conditions, then the floors;
+    ``extras``: ``records`` and ``floors`` for :class:`gpsviz.widgets.ProbeExplorer`. ``targets`` is not used (the
+    conditions concern the label)."""
+    quick = smoke_mode() if smoke is None else smoke
+    width = 4 if quick else 16
+    budget = notebook_budget(quick, teach=dict(epochs=5, batch_size=256, data_options={"n": 3000}, eval_size=1000),
+                             quick=dict(epochs=1, batch_size=64, data_options={"n": 300}, eval_size=200),
+                             overrides=overrides)
+    budget = merge_fields(dict(aug="strong", lr=1e-3, precision="fp32", eval_every=0,
+                               backbone_options={"width": width}), budget)
+    known = dict(NB06_METHODS)
+    if quick:
+        known = {n: (r, {"backbone_options": {"out_dim": 16}} if "small" in n else f) for n, (r, f) in known.items()
+                 if n not in ("BYOL", "DISSL")}
+    records, runs, configs = [], {}, {}
+    for name, cfg in method_configs(known, methods, budget, seed):
+        run = train_or_resume(cfg, f"nb06-{cfg.recipe}", root=root, progress=progress)
+        runs[name], configs[name] = run.out_dir, cfg
+        cond = measure_run(run.out_dir, n_invariance=200 if quick else 500, n_instances=50 if quick else 100)
+        method = name.split(" (")[0] if name != CEILING[0] else name
+        records.append({**_record({"name": method}, cond, method), "group": "notebook"})
+    rows = [{"method": name, "dim": r["dim"], "strength": r["strength"], "linear label %": 100 * r["linear_label"],
+             "mlp label %": 100 * r["mlp_label"], "invariance": r["invariance"],
+             "decodability %": 100 * r["decodability"], "ETF distance": r["etf_distance"],
+             "effective rank": r["effective_rank"]} for name, r in zip(runs, records)]
+    first = next(iter(configs.values()))
+    data = load_data(first)
+    floor_records = []
+    if floors:
+        for name, res in probe_floors(*data, targets=["label"], probes=("linear", "mlp"), seed=seed,
+                                      backbone_options=first.backbone_options).items():
+            rows.append({"method": f"{name} (floor)", "linear label %": 100 * res["linear_label"],
+                         "mlp label %": 100 * res["mlp_label"]})
+            floor_records.append({"name": name, **res})
+    return NotebookRuns(runs, configs, pd.DataFrame(rows).round(3), data,
+                        extras={"records": records, "floors": floor_records})

@@ -2,7 +2,7 @@
 
 SimCLR against SPPS-SimCLR (the anchor's augmented pair *plus* views of its semantic set, all positives), with the
 floors (raw pixels, random init) and the SupCon ceiling at the same budget, on the shapes world and Fashion-MNIST
-(``full``: CIFAR-10 and Fashion-MNIST with ResNet-18 and the GPU settings of :data:`gpsviz.reproduce.SCALES`).
+(``full``: CIFAR-10 and Fashion-MNIST with ResNet-18 and the GPU settings of :data:`gpsviz.experiments.grid.SCALES`).
 
 Two SPPS rows, two ways of mining the sets (cosine similarity, up to ``k`` = 4 members above a threshold chosen
 without labels: ``threshold_quantile`` = 0.75 of the mined similarities, so about one member per image on average,
@@ -24,16 +24,20 @@ that claim) is a recipe, measured once beside BYOL in ``scripts/byol_curve.py --
 """
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from gpsviz.checkpoint import load_checkpoint
 from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (FULL_DATA, SCALES, Cell, _config, floor_rows, format_table, register_experiment,
-                              run_cell, summarise, save_figure, write_report)
+from gpsviz.experiments.grid import (FULL_DATA, SCALES, Cell, NotebookRuns, cell_config, cell_run_dir, floor_rows,
+                                     format_table, method_configs, notebook_budget, register_experiment, run_cell,
+                                     save_figure, summarise, train_notebook_runs, write_report)
+from gpsviz.plots import plot_results_bars
+from gpsviz.positives.semantic import set_report
+from gpsviz.stats import format_mean_sd
 
-__all__ = ["SPPS_OPTIONS", "spps_cells", "spps_configs", "set_stats", "run_spps", "notebook_comparison"]
+__all__ = ["SPPS_OPTIONS", "spps_cells", "spps_configs", "set_stats", "run_spps", "NB03_METHODS", "notebook_runs"]
 
 #: The semantic sets of the reproduction (see the module docstring).
 SPPS_OPTIONS: dict[str, Any] = {"k": 4, "threshold_quantile": 0.75, "members": 1}
@@ -57,11 +61,6 @@ SCALES["small"].setdefault("experiments", {})["spps"] = SMALL_BUDGET
 CEILING_SEEDS = {"small": 1}
 
 
-def _run_dir(cell: Cell, seed: int, out: Path) -> Path:
-    """The run folder :func:`gpsviz.reproduce.run_cell` trains ``cell`` of ``seed`` in."""
-    return out / "runs" / f"{cell.data}-{cell.recipe}-{cell.aug}{'-' + cell.tag if cell.tag else ''}-s{seed}"
-
-
 def _data(dataset: str, scale: str) -> str:
     return FULL_DATA.get(dataset, dataset) if scale == "full" else dataset
 
@@ -73,7 +72,7 @@ def spps_cells(dataset: str, seed: int, out: Path, scale: str = "small") -> list
     data = _data(dataset, scale)
     aug = AUG.get(data, "simclr")
     simclr = Cell("SimCLR", "simclr", aug, data, experiment="spps")
-    mining = str(_run_dir(simclr, seed, out).resolve())
+    mining = str(cell_run_dir(simclr, seed, out).resolve())
     spps = Cell("SPPS-SimCLR (SimCLR ckpt)", "spps-simclr", aug, data, experiment="spps", tag="ckpt",
                 overrides={"positives_options": {"prior": "checkpoint", "run": mining, **SPPS_OPTIONS}})
     prior = SET_PRIOR.get(data, "pca")
@@ -95,15 +94,13 @@ def spps_configs(scale: str = "small", n_seeds: int | None = None, out: str | Pa
     if scale not in SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}")
     n = SCALES[scale]["seeds"] if n_seeds is None else n_seeds
-    return [(c, s, _config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or DATASETS)
+    return [(c, s, cell_config(c, scale, s, epochs, device)) for s in range(n) for d in (datasets or DATASETS)
             for c in spps_cells(d, s, Path(out), scale)]
 
 
 def set_stats(run_dir: str | Path) -> dict[str, float]:
     """Purity, mean size and share of empty sets of the semantic sets an SPPS run trained with, read from its
     checkpoint (the positive source's saved table: the sets the loss used)."""
-    from gpsviz.checkpoint import load_checkpoint
-    from gpsviz.positives.semantic import set_report
 
     ck = load_checkpoint(Path(run_dir) / "checkpoint.pt")
     st = ck.get("positives") or {}
@@ -120,11 +117,8 @@ def _sets_table(rows: list[dict[str, Any]]) -> str:
         rs = [r for r in rows if r["dataset"] == data and r["name"] == name and "set_purity" in r]
 
         def ms(key: str, pct: bool, digits: int = 2) -> str:
-            vals = [r[key] * (100 if pct else 1) for r in rs]
-            m = statistics.fmean(vals)
-            d = 1 if pct else digits
-            sd = f" ± {statistics.stdev(vals):.{d}f}" if len(vals) > 1 else ""
-            return f"{m:.{d}f}{sd}{' %' if pct else ''}"
+            return (format_mean_sd([r[key] * (100 if pct else 1) for r in rs], f".{1 if pct else digits}f")
+                    + (" %" if pct else ""))
 
         mined = name[name.find("(") + 1:name.rfind(")")] if "(" in name else name
         lines.append(f"| {data} | {mined} | {len(rs)} | {ms('set_threshold', False, 3)} | {ms('set_purity', True)} | "
@@ -159,7 +153,7 @@ def run_spps(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
                 print(f"[{i}/{total}] {cell.data} {cell.name} aug={cell.aug} seed={seed}", flush=True)
                 res = run_cell(cell, scale, seed, out, epochs, device, progress)
                 if cell.recipe == "spps-simclr" and cell.name != CONTROL:
-                    res = {**res, **set_stats(_run_dir(cell, seed, out))}
+                    res = {**res, **set_stats(cell_run_dir(cell, seed, out))}
                     print(f"    sets: purity {res['set_purity']:.3f}, mean size {res['set_size']:.2f}, "
                           f"threshold {res['set_threshold']:.4f}", flush=True)
                 rows.append(res)
@@ -171,7 +165,6 @@ def run_spps(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
             "quantile of the mined similarities; purity = share of members with the anchor's class):\n\n"
             + _sets_table(rows))
     write_report(out, "spps", scale, text, table, rows, t0)
-    from gpsviz.plots import plot_results_bars
 
     save_figure(out / "accuracy.png",
                 lambda: plot_results_bars(table, metric="linear_label", title="SPPS: linear-probe accuracy"))
@@ -181,37 +174,31 @@ def run_spps(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
 register_experiment("spps", run_spps)
 
 
-def notebook_comparison(n_train: int = 4000, epochs: int = 8, batch_size: int = 128, prior: str = "hog",
-                        k: int = 4, threshold: float = 0.9, seed: int = 0, aug: str = "strong",
-                        eval_size: int = 2000, root: str | Path | None = None, progress: bool = True):
-    """Notebook 03's comparison on the shapes world: SimCLR, GPS-SimCLR and SPPS-SimCLR (both on ``prior``, k
-    candidates; SPPS keeps those above ``threshold``), the SupCon ceiling and the floors, one seed.
+#: Notebook 03's methods: name → (recipe, its own fields); GPS and SPPS mine :data:`NB03_SETS`' prior.
+NB03_SETS = {"prior": "hog", "k": 4}
+NB03_METHODS = {"SimCLR": ("simclr", {}),
+                "GPS-SimCLR": ("gps-simclr", {"positives_options": NB03_SETS}),
+                "SPPS-SimCLR": ("spps-simclr", {"positives_options": {**NB03_SETS, "threshold": 0.9}}),
+                "SupCon (ceiling)": ("supcon", {})}
 
-    Runs are kept under ``<data>/runs/nb03-<recipe>-<config key>`` (re-running reloads them). Returns a
-    pandas DataFrame: method, linear %, kNN %, and for SPPS its sets' purity and mean size."""
-    import pandas as pd
 
-    from gpsviz.config import TrainConfig
-    from gpsviz.evaluate import evaluate_run, probe_floors
-    from gpsviz.runs import load_data, train_or_resume
-
-    common = dict(aug=aug, epochs=epochs, batch_size=batch_size, seed=seed, data_options={"n": n_train},
-                  eval_size=eval_size)
-    runs = [("SimCLR", "simclr", {}), ("GPS-SimCLR", "gps-simclr", {"prior": prior, "k": k}),
-            ("SPPS-SimCLR", "spps-simclr", {"prior": prior, "k": k, "threshold": threshold}),
-            ("SupCon (ceiling)", "supcon", {})]
-    rows = []
-    for name, recipe, pos in runs:
-        cfg = TrainConfig(recipe=recipe, positives_options=pos, **common)
-        run = train_or_resume(cfg, f"nb03-{recipe}", root=root, progress=progress)
-        r = evaluate_run(run.out_dir, targets=["label"], probes=("knn", "linear"))
-        row = {"method": name, "linear %": 100 * r["linear_label"], "kNN %": 100 * r["knn_label"]}
-        if recipe == "spps-simclr":
-            st = set_stats(run.out_dir)
-            row.update({"set purity %": 100 * st["set_purity"], "mean set size": st["set_size"]})
-        rows.append(row)
-    train_ds, test_ds = load_data(TrainConfig(data_options={"n": n_train}, eval_size=eval_size))
-    for name, res in probe_floors(train_ds, test_ds, targets=["label"], seed=seed).items():
-        rows.append({"method": f"{name} (floor)", "linear %": 100 * res["linear_label"],
-                     "kNN %": 100 * res["knn_label"]})
-    return pd.DataFrame(rows).round(2)
+def notebook_runs(methods: Sequence[str] | dict[str, dict] | None = None, *, seed: int = 0,
+                  smoke: bool | None = None, targets: Sequence[str] | None = None, floors: bool = True,
+                  root: str | Path | None = None, progress: bool = True, **overrides: Any) -> NotebookRuns:
+    """Notebook 03's comparison on the shapes world: SimCLR, GPS-SimCLR, SPPS-SimCLR (both mining ``hog``, k = 4;
+    SPPS keeps those above cosine 0.9) and the SupCon ceiling, strong augmentation, one seed, with the floors.
+    Teach mode: 4,000 images × 8 epochs, batch 128; smoke: 1,000 × 1. The table adds, for SPPS, the purity (%)
+    and mean size of the sets its loss used (read from its checkpoint). Same arguments as every
+    ``notebook_runs``: ``methods`` names or ``{name: fields}`` (e.g. another prior or threshold)."""
+    budget = notebook_budget(smoke, teach=dict(aug="strong", epochs=8, batch_size=128, data_options={"n": 4000},
+                                               eval_size=2000),
+                             quick=dict(aug="strong", epochs=1, batch_size=128, data_options={"n": 1000},
+                                        eval_size=200), overrides=overrides)
+    nb = train_notebook_runs("nb03", method_configs(NB03_METHODS, methods, budget, seed),
+                             targets=targets or ("label",), floors=floors, seed=seed, root=root, progress=progress)
+    for name, cfg in nb.configs.items():
+        if cfg.positives == "semantic":
+            st = set_stats(nb.runs[name])
+            nb.table.loc[nb.table.method == name, ["set purity %", "mean set size"]] = (
+                round(100 * st["set_purity"], 2), round(st["set_size"], 2))
+    return nb

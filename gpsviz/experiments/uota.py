@@ -7,7 +7,7 @@ random init), on the **cluttered** shapes world (distractors, so that a crop can
 For the UOTA runs a :class:`~gpsviz.view_weights.ViewWeightRecorder` keeps the weights the loss used for the views
 of a fixed set of probe images every epoch, and the ground truth scores them: each view's object coverage (object
 mask × the crop box the augmenter returned, :func:`gpsviz.augment.coverage.view_coverage`), the **AUROC** with which
-a low weight finds the views that miss the object (coverage < 10 %, :func:`gpsviz.diagnostics.uota_auroc`), over
+a low weight finds the views that miss the object (coverage < 10 %, :func:`gpsviz.view_weights.uota_auroc`), over
 all recorded views and over the local views alone, and the Spearman / Pearson correlation of weight and coverage.
 The weights scored are UOTA's own at every epoch (during its warm-up the loss still used uniform weights).
 
@@ -23,12 +23,30 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from gpsviz.errors import ConfigError
-from gpsviz.reproduce import (config_floor_rows, format_table, read_finished, register_experiment, save_figure,
-                              summarise, write_report)
-from gpsviz.utils import atomic_write_json, read_json_file
+import pandas as pd
+import torch
+import torch.nn.functional as F
 
-__all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota",
+from gpsviz.augment.coverage import view_coverage
+from gpsviz.augment.views import MultiCrop, build_views
+from gpsviz.checkpoint import load_checkpoint
+from gpsviz.config import TrainConfig
+from gpsviz.errors import ConfigError
+from gpsviz.evaluate import probe_floors
+from gpsviz.experiments.grid import (NotebookRuns, chosen_methods, merge_fields, notebook_budget, config_floor_rows, format_table, read_finished, register_experiment, save_figure,
+                                     summarise, write_report)
+from gpsviz.objectives.uota import uota_distances
+from gpsviz.plots.uota import plot_auroc_over_training, plot_miss_rate_sweep
+from gpsviz.positives import build_positives
+from gpsviz.recipes import RECIPES
+from gpsviz.runs import evaluate_run, load_data
+from gpsviz.sensitivity import load_run
+from gpsviz.stats import format_mean_sd
+from gpsviz.train import train
+from gpsviz.utils import atomic_write_json, data_root, read_json_file, smoke_mode
+from gpsviz.view_weights import FILE_NAME, ViewWeightRecorder, ground_truth, load_view_weights, uota_auroc, uota_report
+
+__all__ = ["METHODS", "UOTA_SCALES", "uota_configs", "train_uota_run", "weight_analysis", "run_uota", "view_miss_rates",
            "notebook_runs", "comparison_table", "miss_rate_sweep", "SWEEP_SCALES",
            "synthetic_views", "synthetic_sweep"]
 
@@ -73,16 +91,11 @@ DIAGNOSTICS = ("auroc_euclidean", "auroc_shrunk", "lw_alpha", "sigma_top8")
 
 
 def _uses_uota(recipe: str, overrides: dict[str, Any]) -> bool:
-    from gpsviz.recipes import RECIPES
-
     return (overrides.get("weighting") or RECIPES[recipe].weighting) == "uota"
 
 
 def _config(recipe: str, overrides: dict[str, Any], scale: str, seed: int, epochs: int | None = None,
             device: str | None = None):
-    from gpsviz.config import TrainConfig
-    from gpsviz.recipes import RECIPES
-
     if scale not in UOTA_SCALES:
         raise ConfigError(f"scale {scale!r} is unknown; choose one of {', '.join(UOTA_SCALES)}")
     s = UOTA_SCALES[scale]
@@ -113,9 +126,6 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
     """Train ``cfg`` into ``run_dir`` (continued when a checkpoint of the same config is there), recording the view
     weights of the first ``probe`` training images when the run weights views with UOTA, then probe the backbone
     (label: kNN and linear). Skipped when ``results.json`` holds the same config. Returns the results dict."""
-    from gpsviz.evaluate import evaluate_run
-    from gpsviz.train import train
-    from gpsviz.view_weights import FILE_NAME, ViewWeightRecorder
 
     run_dir = Path(run_dir)
     record = cfg.weighting == "uota" or _uses_uota(cfg.recipe, {"weighting": cfg.weighting} if cfg.weighting else {})
@@ -135,8 +145,6 @@ def train_uota_run(cfg, run_dir: str | Path, probe: int = 500, progress: bool = 
 def _run_config(run_dir: Path) -> dict[str, Any]:
     """The config a run was trained with: its checkpoint's (``config.json`` is a copy a user may have edited),
     else ``config.json``; CheckpointError / DataError naming the file when it cannot be read."""
-    from gpsviz.checkpoint import load_checkpoint
-
     if (run_dir / "checkpoint.pt").exists():
         return load_checkpoint(run_dir)["config"]
     return read_json_file(run_dir / "config.json", "the run's config", "train the run again, or pass dataset=",
@@ -150,17 +158,10 @@ def weight_analysis(run_dir: str | Path, dataset: Any = None, threshold: float =
     "miss_rate": [...], "applied": [...]}`` plus the :data:`DIAGNOSTICS` (one value per recorded epoch; NaN for a
     log recorded before they existed) and the last epoch's values as ``final_<key>``. ``dataset``: the training
     split (loaded from the run's config when None)."""
-    import torch
-
-    from gpsviz.diagnostics import uota_auroc, uota_report
-    from gpsviz.view_weights import ground_truth, load_view_weights
 
     run_dir = Path(run_dir)
     log = load_view_weights(run_dir)
     if dataset is None:
-        from gpsviz.config import TrainConfig
-        from gpsviz.runs import load_data
-
         dataset = load_data(TrainConfig.from_dict(_run_config(run_dir)))[0]
     gt = ground_truth(log, dataset, threshold)
     score = log.scores()
@@ -200,11 +201,7 @@ def _dataset_name(cfg) -> str:
 
 
 def _ms(vals: list[float], digits: int = 2) -> str:
-    vals = [v for v in vals if v is not None and not math.isnan(v)]
-    if not vals:
-        return "–"
-    m = statistics.fmean(vals)
-    return f"{m:.{digits}f}" + (f" ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else "")
+    return format_mean_sd(vals, f".{digits}f")
 
 
 def weight_table(rows: list[dict[str, Any]]) -> str:
@@ -308,7 +305,6 @@ def run_uota(scale: str = "small", n_seeds: int = 3, out: str | Path = "data/rep
                  + _markdown(sweeps["cluttered world (UOTA-SimCLR s0)"]) + "\n\n"
                  + _markdown(sweeps["synthetic (shared outlier direction)"]))
     write_report(out, "uota", scale, text, table, rows, t0)
-    from gpsviz.plots.uota import plot_auroc_over_training, plot_miss_rate_sweep
 
     if sweeps:
         save_figure(out / "miss_rate_sweep.png", lambda: plot_miss_rate_sweep(sweeps))
@@ -324,57 +320,69 @@ register_experiment("uota", run_uota)
 
 
 # ---------------------------------------------------------------------------------------------- notebook 04
-def notebook_runs(methods: Sequence[str] = ("SwAV", "UOTA-SwAV"), n_train: int = 4000, epochs: int = 10,
-                  batch_size: int = 128, seed: int = 0, probe: int = 200, root: str | Path | None = None,
-                  progress: bool = True, **overrides: Any) -> dict[str, Path]:
-    """Train (or reload) notebook 04's runs on the cluttered shapes world: ``{method name: run folder}`` under
-    ``<data>/runs/nb04-<recipe>-<config key>``; UOTA runs record their view weights (``view_weights.pt``)."""
-    from gpsviz.utils import data_root
-
+def notebook_runs(methods: Sequence[str] | dict[str, dict] | None = None, *, seed: int = 0,
+                  smoke: bool | None = None, targets: Sequence[str] | None = None, floors: bool = True,
+                  root: str | Path | None = None, progress: bool = True, **overrides: Any) -> NotebookRuns:
+    """Notebook 04's runs on the cluttered shapes world (:data:`METHODS`' names; default: all), one seed; UOTA runs
+    record their view weights (``view_weights.pt``). Teach mode: 4,000 images × 10 epochs, batch 128 (the budget of
+    ``reproduce uota --scale small``); smoke: 256 × 2, batch 64. Beside the usual arguments, ``overrides`` may hold
+    ``probe``: the training images whose views' weights are recorded every epoch (teach 300, smoke 64). The table
+    (:func:`comparison_table`): linear and kNN label %, the UOTA runs' AUROC and Spearman ρ, then the floors; the
+    ceiling is "SupCon (ceiling)". Runs live under ``<data>/runs/nb04-<recipe>-<config key>``."""
+    quick = smoke_mode() if smoke is None else smoke
+    probe = overrides.pop("probe", 64 if quick else 300)
+    budget = notebook_budget(quick, teach=dict(epochs=10, batch_size=128, data_options={"n": 4000}),
+                             quick=dict(epochs=2, batch_size=64, data_options={"n": 256}), overrides=overrides)
+    budget = merge_fields({"data_options": {"clutter": CLUTTER}, "eval_every": 0}, budget)
     known = {name: (recipe, over) for name, recipe, over in METHODS}
-    bad = [m for m in methods if m not in known]
-    if bad:
-        raise ConfigError(f"notebook_runs: unknown methods {bad}; choose from {list(known)}")
-    out = {}
-    for name in methods:
-        recipe, over = known[name]
-        fields = {"data_options": {"n": n_train, "clutter": CLUTTER}, "epochs": epochs, "batch_size": batch_size,
-                  "eval_every": 0, **over, **overrides}
+    runs, configs = {}, {}
+    for name, recipe, fields in chosen_methods(known, methods, budget):
         cfg = _config(recipe, fields, "small", seed)
-        run_dir = data_root(root) / "runs" / f"nb04-{recipe}{'-mc' if over.get('views') else ''}-{cfg.key()}"
+        run_dir = data_root(root) / "runs" / f"nb04-{recipe}{'-mc' if fields.get('views') else ''}-{cfg.key()}"
         train_uota_run(cfg, run_dir, probe=probe, progress=progress)
-        out[name] = run_dir
-    return out
+        runs[name], configs[name] = run_dir, cfg
+    table = comparison_table(runs, seed=seed, floors=floors)
+    return NotebookRuns(runs, configs, table, load_data(next(iter(configs.values()))))
 
 
-def comparison_table(runs: dict[str, str | Path], seed: int = 0):
-    """Notebook 04's table: linear and kNN label accuracy (%) of each run, the AUROC and Spearman ρ of the UOTA
-    runs' last epoch, then the floors. pandas DataFrame."""
-    import pandas as pd
+def view_miss_rates(dataset: Any, n: int = 256, seed: int = 0, threshold: float = 0.10):
+    """How often the notebook's multi-crop views miss the object: one batch of :data:`MULTICROP` views (strong
+    preset) of the first ``n`` images of ``dataset`` (a world with object masks), and per kind of view (global,
+    local) the share whose object coverage is below ``threshold`` and the median coverage. DataFrame, in %."""
+    import pandas as pd  # the table is for a notebook
 
+    maker = build_views("multicrop", **MULTICROP)
+    maker.configure("strong", 1.0, dataset.image_size)
+    g = torch.Generator().manual_seed(seed)
+    batch = maker(dataset.images, build_positives("self").plan(torch.arange(min(int(n), len(dataset))), g), g)
+    cov = view_coverage(dataset.masks, batch.rows, batch.params)
+    rows = {kind: {"views": int(sel.sum()), "miss the object (%)": float(100 * (cov[sel] < threshold).float().mean()),
+                   "median coverage (%)": float(100 * cov[sel].median())}
+            for kind, sel in (("global", batch.is_global), ("local", ~batch.is_global))}
+    return pd.DataFrame(rows).T.round(1)
+
+
+def comparison_table(runs: dict[str, str | Path], seed: int = 0, floors: bool = True):
+    """Notebook 04's table: linear and kNN label accuracy (%, columns ``linear label %`` / ``knn label %``) of
+    each run, the AUROC and Spearman ρ of the UOTA runs' last epoch, then (``floors``) the floors. DataFrame."""
     rows, cfg = [], None
     for name, run_dir in runs.items():
         res = read_json_file(Path(run_dir) / "results.json", f"the results of run {name!r}",
                              f"evaluate it again: python -m gpsviz evaluate {run_dir} --targets label",
                              keys=("linear_label", "knn_label"))
-        from gpsviz.config import TrainConfig
 
         # `gpsviz evaluate` writes no config into results.json: the checkpoint's is the one trained with
         saved = res.get("config")
         cfg = TrainConfig.from_dict(saved if isinstance(saved, dict) else _run_config(Path(run_dir)))
-        row = {"method": name, "linear_label": 100 * res["linear_label"], "knn_label": 100 * res["knn_label"]}
+        row = {"method": name, "linear label %": 100 * res["linear_label"], "knn label %": 100 * res["knn_label"]}
         if (Path(run_dir) / "view_weights.pt").exists():
             wa = weight_analysis(run_dir)
             row.update(auroc=wa["final_auroc"], spearman=wa["final_spearman"])
         rows.append(row)
-    if cfg is not None:
-        from gpsviz.evaluate import probe_floors
-        from gpsviz.runs import load_data
-
-        floors = probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed)
-        for name, f in floors.items():
-            rows.append({"method": f"{name} (floor)", "linear_label": 100 * f["linear_label"],
-                         "knn_label": 100 * f["knn_label"]})
+    if cfg is not None and floors:
+        for name, f in probe_floors(*load_data(cfg), targets=["label"], backbone=cfg.backbone, seed=seed).items():
+            rows.append({"method": f"{name} (floor)", "linear label %": 100 * f["linear_label"],
+                         "knn label %": 100 * f["knn_label"]})
     return pd.DataFrame(rows).round(3)
 
 
@@ -396,16 +404,7 @@ def miss_rate_sweep(run_dir: str | Path, local_scales: Sequence[tuple[float, flo
     what the miss rate does to the weighting. Returns a pandas DataFrame, one row per scale: ``local_scale``,
     ``miss_rate`` (local views), ``auroc_mahalanobis`` / ``auroc_euclidean`` / ``auroc_shrunk`` (local views),
     ``lw_alpha`` and ``sigma_top8`` (means over the batches)."""
-    import pandas as pd
-    import torch
 
-    from gpsviz.augment.coverage import view_coverage
-    from gpsviz.augment.views import MultiCrop
-    from gpsviz.diagnostics import uota_auroc
-    from gpsviz.objectives.uota import uota_distances
-    from gpsviz.positives import build_positives
-    from gpsviz.runs import load_data
-    from gpsviz.sensitivity import load_run
 
     run = load_run(run_dir)
     cfg = run.config
@@ -451,8 +450,6 @@ def synthetic_views(share: float, seed: int = 0, n_inst: int = 200, n_local: int
     that point plus ``noise``; a ``share`` of the local views ("misses") moved by ``shift`` along ONE direction
     common to all of them (a shared background). Returns ``(z M×dim, instance_ids, is_global, coverage)`` with
     coverage 0 for a miss and 1 otherwise."""
-    import torch
-    import torch.nn.functional as F
 
     g = torch.Generator().manual_seed(seed)
     centre = F.normalize(torch.randn(n_inst, dim, generator=g), dim=1)
@@ -468,10 +465,6 @@ def synthetic_views(share: float, seed: int = 0, n_inst: int = 200, n_local: int
 def synthetic_sweep(shares: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4), seed: int = 0, **kw):
     """:func:`synthetic_views` at each miss share, scored like :func:`miss_rate_sweep` (local views; one batch).
     Returns a DataFrame with ``miss_rate`` and the three ``auroc_*`` columns."""
-    import pandas as pd
-
-    from gpsviz.diagnostics import uota_auroc
-    from gpsviz.objectives.uota import uota_distances
 
     rows = []
     for share in shares:

@@ -1,14 +1,6 @@
 """Backbones (small CNN, CIFAR ResNet-18/50) and heads (MLP projector / predictor)."""
-from gpsviz.models.backbones import (
-    BasicBlock,
-    Bottleneck,
-    CifarResNet,
-    SmallCNN,
-    available_backbones,
-    build_backbone,
-    resnet18_cifar,
-    resnet50_cifar,
-)
+from gpsviz.models.backbones import (BasicBlock, Bottleneck, CifarResNet, SmallCNN, available_backbones, build_backbone,
+                                     resnet18_cifar, resnet50_cifar)
 from gpsviz.models.heads import MLPHead
 
 __all__ = [

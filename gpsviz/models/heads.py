@@ -10,10 +10,10 @@ that projectors and predictors are made of.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
-
-from typing import Any
 
 from gpsviz.errors import CheckpointError, ConfigError
 from gpsviz.registry import Opt, Registry, check_values

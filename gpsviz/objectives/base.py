@@ -88,6 +88,11 @@ class Weighting:
     def build(self, cfg: Any) -> None:
         return None
 
+    def lr_restart(self) -> tuple[float, float] | None:
+        """``(fraction of training, factor)``: the loop multiplies the learning rate by ``factor`` from that point
+        of the schedule on (UOTA's reference raises it when its weighting starts). Default: None, no restart."""
+        return None
+
     def __call__(self, per_view: torch.Tensor, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 

@@ -1,5 +1,8 @@
 """BYOL: the regression loss, the cosine momentum schedule and the EMA update of the target network.
 
+Paper: Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning", NeurIPS 2020,
+arXiv:2006.07733.
+
 Usage (online predictor output p, target projection z' of the *other* view; symmetrise by swapping views)::
 
     loss = (byol_loss(q(g(f(v1))), g_t(f_t(v2))) + byol_loss(q(g(f(v2))), g_t(f_t(v1)))).mean()
@@ -16,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gpsviz.errors import ConfigError
+from gpsviz.models.heads import MLPHead
 from gpsviz.models.ssl import cosine_momentum, ema_update
 from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
 from gpsviz.registry import Opt
@@ -67,8 +71,6 @@ class BYOLObjective(Objective):
         return {} if self.predictor_lr == 1.0 else {"heads.predictor.": self.predictor_lr}
 
     def build(self, model: Any, cfg: Any) -> None:
-        from gpsviz.models.heads import MLPHead
-
         model.heads["predictor"] = MLPHead(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
 
     def __call__(self, model: Any, batch: Any, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:

@@ -1,5 +1,9 @@
 """Contrastive objectives: the multi-positive (SupCon-form) NT-Xent and plain SimCLR NT-Xent.
 
+Papers: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual Representations"
+(SimCLR, ICML 2020), arXiv:2002.05709; Khosla et al., "Supervised Contrastive Learning" (SupCon, NeurIPS 2020),
+arXiv:2004.11362 — the multi-positive form is its L_out (the mean over positives outside the log).
+
 Usage (two views of B images, view b and view B+b are positives)::
 
     z = projector(backbone(torch.cat([views1, views2])))          # 2B×D
@@ -20,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gpsviz.distributed import gather_views, local_rows
 from gpsviz.errors import ConfigError
 from gpsviz.objectives.base import TEMPERATURE, Objective, float32_region, register_objective
 from gpsviz.registry import check_values
@@ -121,8 +126,6 @@ class NTXentObjective(Objective):
             self.temperature = cfg.temperature
 
     def __call__(self, model, batch, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        from gpsviz.distributed import gather_views, local_rows
-
         z_all, g_all = gather_views(out["z"], batch.group_ids.to(out["z"].device))   # M_all×p, M_all
         per_view = multi_positive_ntxent(z_all.float(), g_all, temperature=self.temperature)   # M_all
         return local_rows(per_view, out["z"].shape[0]), {}

@@ -1,5 +1,8 @@
 """SwAV: online clustering with swapped prediction (the baseline objective UOTA was shown with).
 
+Paper: Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments", NeurIPS 2020,
+arXiv:2006.09882.
+
 As the reference (facebookresearch/swav ``main_swav.py``, ``crops_for_assign = [0, 1]``; ssl-codelab/uota builds on
 it), per step, with V views per instance of which G are global ("crops"; global crop position s = the view's
 plan slot, 0..G−1):
@@ -16,7 +19,9 @@ the two global→global pairs weigh 2/10 = 20 % of the loss. As per-view losses 
     loss_t = V/(G(V−1)) · Σ_{s global, s ≠ t, same instance} CE(q_s, p_t)     (V, G: counts of t's instance)
 
 whose uniform mean over the M views equals the reference's loss exactly (and whose UOTA-weighted sum is the
-reference UOTA's Σ w_t·CE, its weights being per predicting view t).
+reference UOTA's Σ w_t·CE, its weights being per predicting view t). :func:`swav_loss` is that formula as a pure
+function of tensors (scores, codes, instance ids, which views are global); :class:`SwAVObjective` holds the state
+around it (prototypes, queue, freezing) and computes the codes with :func:`sinkhorn`.
 
 Codes are computed under no gradient with ε = 0.05 and 3 Sinkhorn-Knopp iterations; their sums run over every
 process (one Sinkhorn per crop position on every process, so the collectives match). Prototypes are frozen (no
@@ -45,10 +50,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpsviz import distributed as D
+from gpsviz.errors import ConfigError
 from gpsviz.objectives.base import Objective, float32_region, other_views_of, register_objective
 from gpsviz.registry import Opt, check_values
 
-__all__ = ["SwAVObjective", "sinkhorn"]
+__all__ = ["SwAVObjective", "sinkhorn", "swav_loss"]
 
 
 @torch.no_grad()
@@ -71,6 +77,47 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -
         q /= q.sum(dim=0, keepdim=True)                                 # every sample: total mass 1/B
         q /= b_all
     return (q * b_all).T.float()                                        # B×K, rows sum to 1
+
+
+def swav_loss(scores: torch.Tensor, codes: torch.Tensor, instance_ids: torch.Tensor, is_global: torch.Tensor,
+              temperature: float = 0.1) -> torch.Tensor:
+    """SwAV's swapped prediction as per-view losses (the module docstring's ``loss_t``), from tensors only.
+
+    Args:
+        scores: float M×K, every view's prototype scores z·Cᵀ (gradient flows through them).
+        codes: float G×K, the codes q_s of the global views, one row per True entry of ``is_global`` in row
+            order (computed without gradient, e.g. by :func:`sinkhorn`).
+        instance_ids: int64 M; views with equal id are views of one instance.
+        is_global: bool M, which views are global (code-giving); the others only predict.
+        temperature: τ of the prediction softmax p_t = softmax(scores_t / τ).
+
+    Returns:
+        float32 M: ``loss_t = V/(G(V−1)) · Σ_{s global, s ≠ t, same instance} CE(q_s, p_t)`` with V and G the view
+        and global-view counts of t's instance, so that the mean over the M views is the reference's
+        ``1/G Σ_s 1/(V−1) Σ_{t≠s} CE(q_s, p_t)`` (batch mean). A view with no code to predict gets 0.
+    """
+    if not temperature > 0:
+        raise ConfigError(f"swav_loss: temperature must be > 0, got {temperature}")
+    if scores.ndim != 2 or codes.ndim != 2 or codes.shape[1] != scores.shape[1]:
+        raise ConfigError(f"swav_loss: scores must be M×K and codes G×K, got {tuple(scores.shape)} and "
+                          f"{tuple(codes.shape)}")
+    m, dev = scores.shape[0], scores.device
+    if instance_ids.shape != (m,) or is_global.shape != (m,):
+        raise ConfigError(f"swav_loss: instance_ids and is_global must have shape ({m},), got "
+                          f"{tuple(instance_ids.shape)} and {tuple(is_global.shape)}")
+    inst = instance_ids.to(dev)                                         # M
+    glob = is_global.to(dev).nonzero().flatten()                        # G: the code-giving views
+    if codes.shape[0] != glob.shape[0]:
+        raise ConfigError(f"swav_loss: {glob.shape[0]} global views but {codes.shape[0]} rows of codes")
+    with float32_region(dev):
+        logp = F.log_softmax(scores.float() / temperature, dim=1)       # M×K, log p_t
+        ce = -(logp @ codes.float().T)                                  # M×G: view t predicts code of s
+        pair = other_views_of(inst, inst[glob], torch.arange(m, device=dev), glob)   # M×G: s ≠ t, same instance
+        _, idx = torch.unique(inst, return_inverse=True)                # compact instance index of each view
+        n_views = torch.bincount(idx).double()                          # V of each instance
+        n_glob = torch.bincount(idx[glob], minlength=n_views.shape[0]).double()   # G of each instance
+        scale = (n_views / (n_glob.clamp(min=1) * (n_views - 1).clamp(min=1))).float()   # V/(G(V−1))
+        return ce.masked_fill(~pair, 0.0).sum(1) * scale[idx]           # M
 
 
 @register_objective("swav")
@@ -159,13 +206,5 @@ class SwAVObjective(Objective):
                         new = z[glob[mine]].detach()
                         self.queue[s] = torch.cat([new, self.queue[s]])[:self.queue.shape[1]]
                         self.queue_rows[s] += new.shape[0]
-            logp = F.log_softmax(scores / self.temperature, dim=1)      # M×K
-            ce = -(logp @ q.T)                                          # M×G: view t predicts code of s
-            inst = batch.instance_ids.to(dev)
-            pair = other_views_of(inst, inst[glob], torch.arange(z.shape[0], device=dev), glob)   # M×G
-            _, idx = torch.unique(inst, return_inverse=True)            # compact instance index of each view
-            n_views = torch.bincount(idx).double()                      # V of each instance
-            n_glob = torch.bincount(idx[glob], minlength=n_views.shape[0]).double()               # G of each
-            scale = (n_views / (n_glob.clamp(min=1) * (n_views - 1).clamp(min=1))).float()        # V/(G(V−1))
-            per_view = ce.masked_fill(~pair, 0.0).sum(1) * scale[idx]   # M
+        per_view = swav_loss(scores, q, batch.instance_ids, batch.is_global, self.temperature)   # M
         return per_view, {"codes": q, "scores": scores}

@@ -1,5 +1,8 @@
 """UOTA: down-weight augmented views that are out of distribution for their instance.
 
+Paper: Wang, Lin, Zou, Pan, Yao, Mei, "Improving Self-supervised Learning with Automated Unsupervised Outlier
+Arbitration", NeurIPS 2021, arXiv:2112.08132 (code: github.com/ssl-codelab/uota).
+
 Per step, under no gradient and in float32 (z = L2-normalised projections of all M views of the global batch):
 
     μ_i   = mean of instance i's global views' z            δ_ij = z_ij − μ_i

@@ -6,6 +6,8 @@ from typing import Any, Sequence
 from torch import Tensor
 
 from gpsviz.augment.params import AugParams
+from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD
+from gpsviz.plots.data import to_display
 
 __all__ = ["plot_views", "describe_params"]
 
@@ -61,8 +63,6 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
     """
     import matplotlib.pyplot as plt
 
-    from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD
-    from gpsviz.plots.data import to_display
 
     if image.ndim == 4:
         image = image[0]

@@ -10,6 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
+
 __all__ = ["plot_sensitivity", "plot_strength_sweep", "plot_r2", "plot_probe_comparison",
            "plot_sensitivity_bars", "plot_explorer"]
 
@@ -111,7 +113,8 @@ def plot_r2(results: Mapping[str, dict[str, Any]], title: str | None = None):
 
 def plot_probe_comparison(df, tasks: Sequence[str] = ("linear_label", "linear_colour", "knn_colour"),
                           title: str | None = None):
-    """Grouped bars (%) of the task probes per method (rows of a DataFrame with a ``method`` column)."""
+    """Grouped bars (%) of the task probes per method (rows of a DataFrame with a ``method`` column and one
+    column per task, e.g. a ``notebook_runs(...).table``); a missing value (NaN) draws no bar."""
     plt = _plt()
     tasks = [t for t in tasks if t in df.columns]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(df) + 2), 3.8))
@@ -120,7 +123,8 @@ def plot_probe_comparison(df, tasks: Sequence[str] = ("linear_label", "linear_co
         xs = np.arange(len(df)) + (j - (len(tasks) - 1) / 2) * width
         bars = ax.bar(xs, df[t].to_numpy(), width, label=t.replace("_", " "), color=plt.cm.Set2(j % 8))
         for b, y in zip(bars, df[t].to_numpy()):
-            ax.text(b.get_x() + b.get_width() / 2, y + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
+            if np.isfinite(y):                      # a target the method was not probed on has no bar
+                ax.text(b.get_x() + b.get_width() / 2, y + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(df)), df["method"], rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 110)
@@ -157,8 +161,6 @@ def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, S
 
     ``views``: float normalised (V+1)×C×H×W, the clean image first. ``sims[run][level]``: V floats.
     ``params_true``: V × len(columns); ``params_pred[run]``: V × len(columns)."""
-    from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
-
     if fig is None:
         fig = _plt().figure()
     fig.clear()

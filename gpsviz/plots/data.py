@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
+
 
 def to_display(image: torch.Tensor, mean: float | Sequence[float] | None = None,
                std: float | Sequence[float] | None = None) -> np.ndarray:
@@ -17,8 +19,6 @@ def to_display(image: torch.Tensor, mean: float | Sequence[float] | None = None,
     """
     x = torch.as_tensor(image).detach().cpu()
     if mean is not None or std is not None:
-        from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
-
         x = unnormalize(x, DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std)
     if x.dtype != torch.uint8:
         x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)

@@ -11,8 +11,11 @@ import statistics
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from gpsviz.diagnostics import effective_rank
 from gpsviz.plots.training import _plt
+from gpsviz.stats import rank_correlation
 
 __all__ = ["plot_simplex", "plot_label_efficiency", "plot_accuracy_sweep", "plot_conditions_vs_accuracy",
            "plot_condition_bars", "plot_spectra", "CONDITION_LABELS"]
@@ -121,8 +124,6 @@ def plot_accuracy_sweep(records: Sequence[dict[str, Any]], key: str = "dim", ax=
 
 def plot_conditions_vs_accuracy(records: Sequence[dict[str, Any]], accuracy: str = "linear_label"):
     """One panel per condition: each run's condition against its probe accuracy, Spearman ρ in the title."""
-    from gpsviz.reproduce import _rank_correlation
-
     plt = _plt()
     conds = list(CONDITION_LABELS)
     fig, axes = plt.subplots(1, len(conds), figsize=(3.4 * len(conds), 3.2))
@@ -133,7 +134,7 @@ def plot_conditions_vs_accuracy(records: Sequence[dict[str, Any]], accuracy: str
         for i, m in enumerate(methods):
             sel = [r for r in rs if r.get("method", "") == m]
             ax.scatter([r[cond] for r in sel], [100 * r[accuracy] for r in sel], s=22, color=cmap(i % 10), label=m)
-        rho = _rank_correlation([r[cond] for r in rs], [r[accuracy] for r in rs]) if len(rs) >= 3 else float("nan")
+        rho = rank_correlation([r[cond] for r in rs], [r[accuracy] for r in rs]) if len(rs) >= 3 else float("nan")
         ax.set_title(f"ρ = {rho:+.2f} ({len(rs)} runs)", fontsize=10)
         ax.set_xlabel(CONDITION_LABELS[cond], fontsize=9)
         ax.grid(alpha=0.3)
@@ -169,9 +170,6 @@ def plot_condition_bars(values: dict[str, dict[str, float]], conditions: Sequenc
 def plot_spectra(features: dict[str, Any], ax=None):
     """Normalised singular-value spectra (σ_k / Σσ, log scale) of feature matrices ``{name: N×D}``, with each
     one's effective rank (RankMe) in the legend: a collapsed representation has one non-zero value."""
-    import torch
-
-    from gpsviz.diagnostics import effective_rank
 
     fig, ax = _new(ax, (4.8, 3.4))
     for name, f in features.items():

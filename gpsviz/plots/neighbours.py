@@ -197,7 +197,7 @@ def plot_purity_curves(curves: Mapping[str, Mapping[int, float]], *, ax=None, ti
     """Positive purity against k, one line per prior.
 
     Args:
-        curves: ``{prior name: {k: purity}}`` (e.g. from :func:`gpsviz.diagnostics.purity_curve`).
+        curves: ``{prior name: {k: purity}}`` (e.g. from :func:`gpsviz.purity.purity_curve`).
         ax: draw into this Axes; else a new figure.
         chance: purity of random candidates (e.g. 1 / number of classes), drawn as a dotted line.
         log_x: logarithmic k axis.
@@ -234,4 +234,43 @@ def plot_purity_curves(curves: Mapping[str, Mapping[int, float]], *, ax=None, ti
     return fig
 
 
-__all__ = ["plot_neighbours", "plot_distance_histogram", "plot_purity_curves"]
+def plot_ball_sizes(sizes: Mapping[str, torch.Tensor | np.ndarray], *, ax=None, title: str | None = None):
+    """Histograms of how many candidates each anchor's ball holds (GPS with a ``radius``), one per source, on a
+    log count axis: a global τ gives dense regions many candidates and sparse ones none.
+
+    ``sizes``: name → int N candidate counts (``NeighbourPositives.counts``). Returns the Figure."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.4))
+    for i, (name, c) in enumerate(sizes.items()):
+        ax.hist(np.asarray(c), bins=50, alpha=0.6, label=str(name), color=plt.cm.tab10(i % 10))
+    ax.set_xlabel("candidates in the anchor's ball (images)")
+    ax.set_ylabel("anchors (count, log scale)")
+    ax.set_yscale("log")
+    ax.set_title(title or "GPS with the adaptive radius: candidates per anchor", fontsize=11)
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=9)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_purity_vs_accuracy(points: Sequence[tuple[str, float, float]], *, ax=None, k: int | None = None,
+                            title: str | None = None):
+    """Downstream accuracy against the prior's purity: ``points`` = (prior name, purity in [0, 1], accuracy in
+    %), one labelled dot each. Returns the Figure."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.6, 3.8))
+    for i, (name, pur, acc) in enumerate(points):
+        ax.scatter(pur, acc, s=45, color=plt.cm.tab10(i % 10), label=str(name))
+        ax.annotate(str(name), (pur, acc), textcoords="offset points", xytext=(5, 3), fontsize=9)
+    ax.set_xlabel(f"prior purity@{k}" if k else "prior purity (share of neighbours with the anchor's class)")
+    ax.set_ylabel("GPS-SimCLR linear accuracy (%)")
+    ax.set_title(title or "Does a purer prior give better features?", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+__all__ = ["plot_neighbours", "plot_distance_histogram", "plot_purity_curves", "plot_ball_sizes",
+           "plot_purity_vs_accuracy"]

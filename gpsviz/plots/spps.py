@@ -183,7 +183,7 @@ def plot_method_comparison(frame, metric: str = "linear %", *, ax=None, title: s
 
     Args:
         frame: a pandas DataFrame (or list of dicts) with a ``method`` column and ``metric`` (percent), e.g.
-            :func:`gpsviz.experiments.spps.notebook_comparison`'s.
+            ``gpsviz.experiments.spps.notebook_runs(...).table``.
     Returns the Figure."""
     plt = _plt()
     rows = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)

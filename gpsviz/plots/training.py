@@ -6,6 +6,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from pathlib import Path
+
+from gpsviz.checkpoint import load_backbone
+from gpsviz.data.shapes import HUE_NAMES, HUES, SHIFT_HUE_NAMES, SHIFT_HUES, hsv_to_rgb
+from gpsviz.features import extract_features
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -95,7 +101,6 @@ def factor_colours(names: Sequence[str]) -> list | None:
     """
     from matplotlib.colors import is_color_like
 
-    from gpsviz.data.shapes import HUE_NAMES, HUES, SHIFT_HUE_NAMES, SHIFT_HUES, hsv_to_rgb
 
     names = [str(n) for n in names]
     for hue_names, hues, sat in ((HUE_NAMES, HUES, 0.9), (SHIFT_HUE_NAMES, SHIFT_HUES, 0.55)):
@@ -130,3 +135,14 @@ def plot_embedding(coords: np.ndarray, colour_by: dict[str, tuple[torch.Tensor, 
         ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2 if len(names) > 5 else 1)
     fig.tight_layout()
     return fig
+
+
+def plot_run_embedding(run: str | Path, dataset: Any, factors: Sequence[str] = ("label", "colour"), n: int = 2000,
+                       method: str = "umap", title: str | None = None, seed: int = 0):
+    """:func:`plot_embedding` of a run's backbone features on the first ``n`` images of ``dataset`` (use the
+    held-out split), one panel per factor (``dataset.targets`` names), mapped to 2-D by :func:`embed_2d`."""
+    backbone, _ = load_backbone(run)
+    sub = dataset.subset(torch.arange(min(len(dataset), int(n))))
+    coords = embed_2d(extract_features(backbone, sub), method=method, seed=seed)
+    return plot_embedding(coords, {("shape" if f == "label" else f): sub.targets(f) for f in factors},
+                          title=Path(run).name.rsplit("-", 1)[0] if title is None else title)

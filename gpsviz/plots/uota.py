@@ -2,10 +2,13 @@
 the object, and the AUROC over training. Used by notebook 04, the OOD explorer and ``reproduce uota``."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from gpsviz.plots.data import to_display
 
 __all__ = ["plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training", "plot_miss_rate_sweep",
            "KEEP_COLOUR", "MISS_COLOUR"]
@@ -37,7 +40,6 @@ def plot_ranked_views(image: torch.Tensor, views: Sequence[torch.Tensor], weight
     Returns the Figure (the views ordered by descending weight; red frame = misses the object)."""
     from matplotlib.patches import Rectangle
 
-    from gpsviz.plots.data import to_display
 
     n = len(views)
     order = np.argsort(-np.asarray(weights, dtype=float), kind="stable")
@@ -69,8 +71,6 @@ def plot_ranked_views(image: torch.Tensor, views: Sequence[torch.Tensor], weight
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        import textwrap
-
         fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     fig.tight_layout()
     return fig

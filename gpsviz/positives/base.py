@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
+from gpsviz.batch import ViewPlan
 from gpsviz.errors import ConfigError
+from gpsviz.priors import PRIORS, available_priors, check_prior_options
 from gpsviz.registry import Opt, Registry
 
 __all__ = [
@@ -58,65 +60,6 @@ class Positives:
         if self.partners.ndim != 1 or self.group_ids.shape != (2 * self.partners.shape[0],):
             raise ConfigError(f"Positives: partners must be B and group_ids 2B, got {tuple(self.partners.shape)} "
                               f"and {tuple(self.group_ids.shape)}")
-
-
-@dataclass
-class ViewPlan:
-    """The views of one training batch, before augmentation (M views, one row each).
-
-    Attributes:
-        rows: int64 M, the dataset row each view is made from.
-        group_ids: int64 M, views with equal id are positives of each other.
-        instance_ids: int64 M, views of one instance (one image, or one anchor–partner pair where the source
-            defines it so; BYOL-style objectives predict the other views of the same instance). Instance ids
-            are the anchors' positions in the batch (0..B−1): a process's share of a global batch is a range.
-        slots: int64 M, the view's place within its instance (0 = anchor view, 1 = partner view, …).
-        is_global: bool M, global (full-size) view or local (small crop) view.
-        sizes: int64 M, output side in pixels; 0 = the dataset's own size (the view maker fills it in).
-    """
-
-    rows: torch.Tensor
-    group_ids: torch.Tensor
-    instance_ids: torch.Tensor
-    slots: torch.Tensor
-    is_global: torch.Tensor
-    sizes: torch.Tensor
-
-    def __post_init__(self) -> None:
-        m = self.rows.shape[0]
-        for name in ("rows", "group_ids", "instance_ids", "slots", "is_global", "sizes"):
-            t = getattr(self, name)
-            if t.ndim != 1 or t.shape[0] != m:
-                raise ConfigError(f"ViewPlan.{name} must be a 1-D tensor of {m} views, got {tuple(t.shape)}")
-
-    def __len__(self) -> int:
-        return self.rows.shape[0]
-
-    @classmethod
-    def from_pairs(cls, anchors: torch.Tensor, pos: "Positives") -> "ViewPlan":
-        """The plan of B (anchor, partner) pairs: views ``[anchors..., partners...]``, instance = pair index."""
-        b = anchors.shape[0]
-        pair = torch.arange(b, device=anchors.device)
-        m = 2 * b
-        return cls(rows=torch.cat([anchors, pos.partners.to(anchors.device)]), group_ids=pos.group_ids,
-                   instance_ids=pair.repeat(2), slots=torch.arange(2, device=anchors.device).repeat_interleave(b),
-                   is_global=torch.ones(m, dtype=torch.bool, device=anchors.device),
-                   sizes=torch.zeros(m, dtype=torch.long, device=anchors.device))
-
-    def select(self, idx: torch.Tensor) -> "ViewPlan":
-        """The views ``idx`` (int64 or bool), in that order."""
-        return ViewPlan(**{f: getattr(self, f)[idx] for f in self.fields()})
-
-    @staticmethod
-    def fields() -> tuple[str, ...]:
-        return ("rows", "group_ids", "instance_ids", "slots", "is_global", "sizes")
-
-    @classmethod
-    def cat(cls, plans: list["ViewPlan"]) -> "ViewPlan":
-        return cls(**{f: torch.cat([getattr(p, f) for p in plans]) for f in cls.fields()})
-
-    def to(self, device: torch.device | str) -> "ViewPlan":
-        return ViewPlan(**{f: getattr(self, f).to(device) for f in self.fields()})
 
 
 # --------------------------------------------------------------------------------------------- grouping helpers
@@ -249,6 +192,15 @@ class PositiveSource:
         anchors = _as_anchors(anchors)
         return ViewPlan.from_pairs(anchors, self.sample(anchors, generator=generator))
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What :meth:`prepare` computed, for the checkpoint (so a resumed run uses the same table and a notebook
+        can read the sets the loss used). Default: None, nothing to save."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved. Default: nothing to restore."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """A small JSON-able dict for logs and run folders."""
         return {"name": self.name, "refresh_every": int(self.refresh_every)}
@@ -356,8 +308,6 @@ class LabelPositives(PositiveSource):
 # --------------------------------------------------------------------------------------------- prior options
 
 def _prior_names() -> list[str]:
-    from gpsviz.priors import available_priors
-
     return available_priors() + ["model"]
 
 
@@ -375,8 +325,6 @@ def check_prior_kwargs(owner: str, options: dict[str, Any], own: Any) -> dict[st
     """The prior options of a prior-space source, checked and in normal form: ``options["prior_options"]``
     merged with the options that are not the source's own (``own``: its option names), against the specs of
     ``options["prior"]`` (:func:`gpsviz.priors.check_prior_options`)."""
-    from gpsviz.priors import PRIORS, check_prior_options
-
     prior = options.get("prior")
     merged = {**dict(options.get("prior_options") or {}), **{k: v for k, v in options.items() if k not in own}}
     if prior == "model":

@@ -21,8 +21,11 @@ from typing import Any, Callable
 import torch
 
 from gpsviz.errors import ConfigError, DataError
+from gpsviz.knn import knn_search
 from gpsviz.positives.base import (PRIOR_OPTS, Positives, PositiveSource, check_prior_kwargs, pair_group_ids,
                                    register_positives)
+from gpsviz.priors import compute_prior
+from gpsviz.purity import average_purity, per_anchor_purity
 from gpsviz.registry import Opt, check_values
 
 CHOICES = ("uniform", "farthest")
@@ -141,7 +144,6 @@ class NeighbourPositives(PositiveSource):
                                   "prepare(dataset, embed_fn=<dataset → N×D features>) (the training loop does)")
             emb, source = embed_fn(dataset), "model"
         else:
-            from gpsviz.priors import compute_prior
             emb = compute_prior(self.prior, dataset, root=ctx.get("root", self.root), progress=self.progress,
                                 **self.prior_options)
             source = f"prior:{self.prior}"
@@ -154,8 +156,6 @@ class NeighbourPositives(PositiveSource):
 
     def build_table(self, embedding: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Candidate table from an N×D embedding (see the class docstring); ``labels`` int64 N for purity."""
-        from gpsviz.knn import knn_search
-
         n = embedding.shape[0]
         anchor_slot = 1 if self.include_anchor else 0
         ball = self.radius is not None
@@ -241,8 +241,6 @@ class NeighbourPositives(PositiveSource):
 
     def per_anchor_purity(self) -> torch.Tensor:
         """float32 N: share of each anchor's candidates with its class (NaN: empty ball or unlabelled)."""
-        from gpsviz.diagnostics import per_anchor_purity
-
         self._check_ready()
         if self.labels is None:
             raise DataError("neighbours: the dataset has no labels, purity cannot be measured")
@@ -250,8 +248,6 @@ class NeighbourPositives(PositiveSource):
 
     def purity(self) -> float:
         """Positive purity: share of candidates with the anchor's class, averaged over anchors with candidates."""
-        from gpsviz.diagnostics import average_purity
-
         return average_purity(self.per_anchor_purity())
 
     def describe(self) -> dict[str, Any]:

@@ -30,8 +30,11 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gpsviz.errors import ConfigError, DataError
-from gpsviz.positives.base import (PRIOR_OPTS, PositiveSource, ViewPlan, _as_anchors, check_prior_kwargs,
-                                   merge_groups, register_positives)
+from gpsviz.knn import knn_search
+from gpsviz.positives.base import (PRIOR_OPTS, PositiveSource, ViewPlan, _as_anchors, check_prior_kwargs, merge_groups,
+                                   register_positives)
+from gpsviz.priors import compute_prior
+from gpsviz.purity import per_anchor_purity
 from gpsviz.registry import Opt, check_values
 
 __all__ = ["DEFAULT_QUANTILE", "SemanticSetPositives", "SetReport", "threshold_for_purity", "semantic_sets", "set_report",
@@ -129,8 +132,6 @@ class SemanticSetPositives(PositiveSource):
                 raise ConfigError("semantic: prior='model' needs prepare(dataset, embed_fn=...) (the loop passes it)")
             emb = embed_fn(dataset)
         elif emb is None:
-            from gpsviz.priors import compute_prior
-
             emb = compute_prior(self.prior, dataset, root=ctx.get("root", self.root), progress=self.progress,
                                 **self.prior_options)
         emb = torch.as_tensor(emb).detach().float().cpu()
@@ -141,8 +142,6 @@ class SemanticSetPositives(PositiveSource):
 
     def mine(self, embedding: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Sets from an N×D embedding: the ``k`` nearest others by cosine similarity, kept above the threshold."""
-        from gpsviz.knn import knn_search
-
         n = embedding.shape[0]
         if n < 2:
             raise DataError(f"semantic: need at least 2 images to mine sets, got {n}")
@@ -281,9 +280,7 @@ def set_report(table: torch.Tensor, sims: torch.Tensor, labels: torch.Tensor | N
         labels: int64 N classes (``-1`` unknown) or None (purities are then NaN).
         threshold: a member's similarity must be ≥ this (cosine, in [−1, 1]).
         k: keep at most the first k columns (1 ≤ k ≤ K).
-    Returns a :class:`SetReport`. Purity goes through :func:`gpsviz.diagnostics.per_anchor_purity`."""
-    from gpsviz.diagnostics import per_anchor_purity
-
+    Returns a :class:`SetReport`. Purity goes through :func:`gpsviz.purity.per_anchor_purity`."""
     table, sims = torch.as_tensor(table).long(), torch.as_tensor(sims).float()
     _check_table(table, sims, k)
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not -1.0 <= threshold <= 1.0:

@@ -17,15 +17,15 @@ classifier: the priors that train a model first), :mod:`~gpsviz.priors.pretraine
 weights). Feature extraction (:func:`embed_images`) lives in :mod:`gpsviz.features`, the purity measure in
 :mod:`gpsviz.diagnostics`; both are re-exported here.
 """
-from gpsviz.diagnostics import embedding_purity as purity
 from gpsviz.features import DEFAULT_MEAN as NORM_MEAN
 from gpsviz.features import DEFAULT_STD as NORM_STD
 from gpsviz.features import IMAGENET_MEAN, IMAGENET_STD, embed_images
-from gpsviz.priors.registry import (PRIORS, PriorSpec, available_priors, check_prior_options, compute_prior,
-                                    dataset_key, prior_cache_path, prior_key, register_prior)
 from gpsviz.priors import simple  # noqa: F401,E402  (registers pixels, pca, hog, hog-invariant, oracle)
 from gpsviz.priors.learned import ConvAutoencoder, shifted_model
 from gpsviz.priors.pretrained import IMAGENET_WEIGHTS, imagenet_backbone, load_backbone_checkpoint
+from gpsviz.priors.registry import (PRIORS, PriorSpec, available_priors, check_prior_options, compute_prior,
+                                    dataset_key, prior_cache_path, prior_key, register_prior)
+from gpsviz.purity import embedding_purity as purity
 
 __all__ = [
     "PRIORS", "PriorSpec", "register_prior", "available_priors", "check_prior_options", "compute_prior", "prior_cache_path", "prior_key",

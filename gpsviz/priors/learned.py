@@ -12,8 +12,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gpsviz.data import make_shapes
+from gpsviz.data.shapes import DEFAULT_VARIANT
 from gpsviz.errors import DataError
 from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, embed_images, normalize, to_float
+from gpsviz.models import build_backbone
 from gpsviz.priors.registry import BATCH, DEVICE, LR, SEED, register_prior
 from gpsviz.registry import Opt
 from gpsviz.utils import atomic_torch_save, data_root, make_generator, resolve_device
@@ -114,9 +117,6 @@ def shifted_model(root: str | Path | None = None, n_train: int = 10000, epochs: 
                   train_batch: int = 128, seed: int = 1, device: str | None = None, progress: bool = True) -> nn.Module:
     """The small-cnn trained on ``make_shapes(n_train, seed, colour_shift=True)`` (cached under
     ``data/priors/models/``). Logs its accuracy on a held-out colour-shifted test set; returns the backbone."""
-    from gpsviz.data import make_shapes
-    from gpsviz.data.shapes import DEFAULT_VARIANT
-    from gpsviz.models import build_backbone
 
     cfg = {"n_train": int(n_train), "epochs": int(epochs), "lr": float(lr), "train_batch": int(train_batch),
            "seed": int(seed), "backbone": "small-cnn", "world": DEFAULT_VARIANT}  # a new default world retrains

@@ -8,25 +8,23 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from gpsviz.checkpoint import load_backbone, resolve_checkpoint_path
 from gpsviz.errors import CheckpointError, ConfigError, DataError, DownloadError
 from gpsviz.features import IMAGENET_MEAN, IMAGENET_STD, embed_images
 from gpsviz.priors.registry import BATCH, DEVICE, register_prior
-from gpsviz.utils import file_digest
 from gpsviz.registry import Opt
+from gpsviz.utils import file_digest
 
 
 def _checkpoint_path(run: Any) -> Path:
     if not run:
         raise ConfigError("prior 'checkpoint' needs the option run=<run folder or checkpoint.pt file>")
-    from gpsviz.checkpoint import resolve_checkpoint_path
 
     return resolve_checkpoint_path(run)
 
 
 def load_backbone_checkpoint(run: str | Path) -> nn.Module:
     """The backbone of a gpsviz run (folder or checkpoint file), via :func:`gpsviz.checkpoint.load_backbone`."""
-    from gpsviz.checkpoint import load_backbone
-
     _checkpoint_path(run)
     backbone, cfg = load_backbone(run)
     return backbone
@@ -64,8 +62,6 @@ def imagenet_backbone(arch: str, download: bool = True, progress: bool = True) -
     """torchvision ``resnet18``/``resnet50`` with ImageNet weights from torch's hub cache
     (``$TORCH_HOME/hub/checkpoints/``), downloaded there if allowed; ``fc`` replaced by identity (B×512 / B×2048).
     Offline without the file: :class:`DownloadError` naming the file and the folder to put it in."""
-    import torchvision
-
     files, url = IMAGENET_WEIGHTS[arch]
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     path = next((folder / f for f in files if (folder / f).is_file()), None)
@@ -79,6 +75,8 @@ def imagenet_backbone(arch: str, download: bool = True, progress: bool = True) -
         except Exception as e:
             raise DownloadError(f"download failed ({type(e).__name__}: {e}); {hint}") from None
         path = folder / files[0]
+    import torchvision  # about a second at import: only when an ImageNet prior is computed
+
     model = getattr(torchvision.models, arch)(weights=None)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

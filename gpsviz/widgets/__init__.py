@@ -10,11 +10,13 @@ Each prints a machine-readable status line after every redraw (``explorer-state:
 """
 from gpsviz.widgets.augment_explorer import AugmentExplorer
 from gpsviz.widgets.neighbour_explorer import NeighbourExplorer
-from gpsviz.widgets.set_explorer import SetExplorer
 from gpsviz.widgets.sensitivity_explorer import SensitivityExplorer
+from gpsviz.widgets.set_explorer import SetExplorer
 
 __all__ = ["AugmentExplorer", "NeighbourExplorer", "SetExplorer", "SensitivityExplorer"]
 from gpsviz.widgets.probe_explorer import ProbeExplorer  # noqa: E402  (Dubois et al.'s probe conditions)
+
 __all__ += ["ProbeExplorer"]  # probe_explorer
 from gpsviz.widgets.ood_explorer import OODExplorer  # noqa: E402  (UOTA: views ranked by weight vs coverage)
+
 __all__ += ["OODExplorer"]  # ood_explorer

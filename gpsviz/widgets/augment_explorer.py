@@ -13,13 +13,15 @@ from __future__ import annotations
 import html
 from typing import Mapping, Sequence
 
+import ipywidgets as widgets
 import numpy as np
 import torch
-import ipywidgets as widgets
 
-from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
-
+from gpsviz.augment import PRESETS, Augmenter
 from gpsviz.errors import ConfigError
+from gpsviz.plots import plot_views
+from gpsviz.utils import make_generator
+from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
 
 MARKER = "augment-state"
 
@@ -44,7 +46,6 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
                  index: int = 0, preset: str | None = None, strength: float = 1.0, seed: int = 0,
                  dpi: float = 80):
         super().__init__()
-        from gpsviz.augment import PRESETS
 
         self.dataset = dataset
         self.n = int(dataset.images.shape[0])
@@ -132,10 +133,6 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
         self._redraw()
 
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.augment import Augmenter
-        from gpsviz.plots import plot_views
-        from gpsviz.utils import make_generator
-
         index, preset = int(self.index_slider.value), str(self.preset_dropdown.value)
         strength = float(self.strength_slider.value)
         self._set_status(self._marker("busy"))

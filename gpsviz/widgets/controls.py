@@ -1,11 +1,18 @@
 """Controls and plumbing shared by the explorers."""
 from __future__ import annotations
 
+import html
 import io
 import math
+from pathlib import Path
 from typing import Any, Iterable
 
 import ipywidgets as widgets
+
+from gpsviz.checkpoint import dataset_digest
+from gpsviz.data.loaders import canonical_name, dataset_image_size
+from gpsviz.errors import DataError
+from gpsviz.utils import read_json
 
 
 def fmt_marker(x: Any, spec: str = ".3f") -> str:
@@ -64,16 +71,12 @@ class StatusMixin:
     machine-readable marker, and redraw-on-change unless the controls are being moved together (``_hold``)."""
 
     def _set_status(self, text: str) -> None:
-        import html
-
         self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
                              f"{html.escape(text)}</code>")
 
     def _show_error(self, what: str, error: Exception, raise_errors: bool) -> None:
         """Report a failed redraw: ``what`` and the error in the summary, ``error=<type>`` in the status marker;
         re-raise ``error`` when ``raise_errors`` (programmatic calls), else leave the widget usable."""
-        import html
-
         self.summary.value = (f'<div style="color:#d7191c"><b>{html.escape(what)}:</b> '
                               f"{html.escape(str(error))}</div>")
         self._set_status(self._marker(f"error={type(error).__name__}"))
@@ -101,10 +104,6 @@ class StatusMixin:
 def run_data(run_dir) -> dict[str, Any]:
     """What a run folder was trained on, read from its ``config.json`` (cheap; no checkpoint load):
     ``{"data", "data_options", "image_size", "in_channels"}`` with None for what the folder does not say."""
-    from pathlib import Path
-
-    from gpsviz.data.loaders import dataset_image_size
-    from gpsviz.utils import read_json
 
     info: dict[str, Any] = {"data": None, "data_options": {}, "image_size": None, "in_channels": None}
     p = Path(run_dir)
@@ -123,8 +122,6 @@ def run_data(run_dir) -> dict[str, Any]:
 def _family(name: Any) -> str | None:
     """The built-in dataset a name belongs to (``shapes-clutter1-64px`` → ``shapes``); None for the user's own
     data (folders, arrays) or names gpsviz does not know."""
-    from gpsviz.data.loaders import canonical_name
-    from gpsviz.errors import DataError
 
     n = str(name or "").strip().lower()
     if n.startswith("shapes"):
@@ -157,8 +154,6 @@ def check_run_dataset(run: str, dataset: Any, data: str | None = None, data_opti
     ``data_digest``: the run's checkpoint's digest of its training images and labels; when given (checkpoints
     before it was recorded have none), ``dataset`` must be exactly that training set (an explorer that shows what
     the run recorded about training rows: the same name and size of another seed is refused too)."""
-    from gpsviz.errors import DataError
-
     images = getattr(dataset, "images", None)
     if images is None or getattr(images, "ndim", 0) != 4:
         return
@@ -182,8 +177,6 @@ def check_run_dataset(run: str, dataset: Any, data: str | None = None, data_opti
                         f"run's own dataset (gpsviz.runs.load_data(TrainConfig.from_dict(config))) or a run "
                         f"trained on {ds_name}")
     if data_digest and getattr(dataset, "labels", None) is not None:
-        from gpsviz.checkpoint import dataset_digest
-
         if dataset_digest(dataset) != data_digest:
             raise DataError(f"run {run!r} was trained on other images than {what} ({ds_name}, "
                             f"{len(images)} images: same kind of data, but not its training set, e.g. another seed, "

@@ -19,15 +19,18 @@ from __future__ import annotations
 import html
 from typing import Mapping, Sequence
 
+import ipywidgets as widgets
 import numpy as np
 import torch
-import ipywidgets as widgets
 
+from gpsviz.errors import ConfigError
+from gpsviz.knn import knn_search
+from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR, plot_neighbours
+from gpsviz.priors import available_priors, compute_prior
+from gpsviz.purity import per_anchor_purity, purity
 from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
                                      other_index, run_data, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
-
-from gpsviz.errors import ConfigError
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
 MARKER = "explorer-state"
@@ -140,11 +143,6 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
     def _check_prior_names(names: Sequence[str]) -> None:
         if not names:
             return
-        try:
-            from gpsviz.priors import available_priors
-        except ImportError as e:  # pragma: no cover - the priors module is part of the package
-            raise ConfigError(f"NeighbourExplorer: priors {list(names)} need gpsviz.priors ({e}); "
-                              "or pass embeddings={name: N×D tensor}") from e
         known = list(available_priors())
         bad = [p for p in names if p not in known and p.split(":", 1)[0] not in known]
         if bad:
@@ -169,8 +167,6 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         """The N×D embedding of ``prior`` (computed once with ``compute_prior`` and kept)."""
         self._check_prior(prior)
         if prior not in self._embeddings:
-            from gpsviz.priors import compute_prior
-
             opts = {"progress": False, **self.prior_options.get(prior, {})}   # no progress bars in callbacks
             emb = compute_prior(prior, self.dataset, root=self.root, **opts)
             emb = torch.as_tensor(emb).detach().float().cpu()
@@ -183,8 +179,6 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
     def neighbours(self, prior: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(distances float32 N×max_k, indices int64 N×max_k)``: squared L2, anchor excluded, nearest first."""
         if prior not in self._tables:
-            from gpsviz.knn import knn_search
-
             d, i = knn_search(self.embedding(prior), None, k=self.max_k, metric="l2", exclude_self=True)
             self._tables[prior] = (d.float().cpu(), i.long().cpu())
         return self._tables[prior]
@@ -193,15 +187,11 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         """Positive purity of every image's k nearest neighbours in ``prior``, averaged over the dataset."""
         key = (prior, int(k))
         if key not in self._mean_purity:
-            from gpsviz.diagnostics import purity
-
             self._mean_purity[key] = float(purity(self.neighbours(prior)[1][:, :k], self.labels))
         return self._mean_purity[key]
 
     def anchor_purity(self, anchor: int, prior: str, k: int) -> float:
         """Share of the anchor's k nearest neighbours with its class (NaN when labels are unknown)."""
-        from gpsviz.diagnostics import per_anchor_purity
-
         nbrs = self.neighbours(prior)[1][anchor:anchor + 1, :k]                 # 1×k
         return float(per_anchor_purity(nbrs, self.labels, anchors=torch.tensor([int(anchor)]))[0])
 
@@ -235,8 +225,6 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         self.anchor_slider.value = other_index(self._rng, self.n, int(self.anchor_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR, plot_neighbours
-
         anchor, prior, k = int(self.anchor_slider.value), str(self.prior_dropdown.value), int(self.k_slider.value)
         self._set_status(self._marker("busy"))
         try:

@@ -22,11 +22,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import ipywidgets as widgets
 import numpy as np
 import torch
-import ipywidgets as widgets
 
-from gpsviz.errors import ConfigError
+from gpsviz.augment import Augmenter
+from gpsviz.augment.params import AugParams
+from gpsviz.checkpoint import load_checkpoint
+from gpsviz.errors import ConfigError, GpsvizError
+from gpsviz.plots.uota import MISS_COLOUR, plot_auroc_over_training, plot_ranked_views, plot_weight_histogram
+from gpsviz.utils import read_json
+from gpsviz.view_weights import ViewWeightLog, ground_truth, load_view_weights, uota_auroc
 from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
                                      other_index, run_data, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
@@ -55,7 +61,6 @@ class OODExplorer(StatusMixin, widgets.VBox):
     def __init__(self, dataset, runs, *, image: int | None = None, epoch: int | None = None, aug: str | None = None,
                  threshold: float = 0.10, seed: int = 0, dpi: float = 80):
         super().__init__()
-        from gpsviz.view_weights import ViewWeightLog, ground_truth, load_view_weights
 
         if getattr(dataset, "masks", None) is None:
             raise ConfigError("OODExplorer needs a dataset with object masks (the shapes world, e.g. "
@@ -129,8 +134,6 @@ class OODExplorer(StatusMixin, widgets.VBox):
     def _run_digest(r) -> str | None:
         """The digest of the training data in the run's checkpoint (the log's rows index that data); None when
         the folder has no readable checkpoint or it predates the digest."""
-        from gpsviz.checkpoint import load_checkpoint
-        from gpsviz.errors import GpsvizError
 
         p = Path(r)
         p = p.parent if p.is_file() else p                # view_weights.pt given: its run folder
@@ -143,14 +146,10 @@ class OODExplorer(StatusMixin, widgets.VBox):
 
     @staticmethod
     def _run_aug(r) -> str:
-        from gpsviz.utils import read_json
-
         cfg = read_json(Path(r) / "config.json") if isinstance(r, (str, Path)) else None
         return cfg["aug"] if isinstance(cfg, dict) and isinstance(cfg.get("aug"), str) and cfg["aug"] else "strong"
 
     def _auroc_curve(self, name: str) -> tuple[list[int], list[float]]:
-        from gpsviz.diagnostics import uota_auroc
-
         log, cov = self.logs[name], self.coverage[name]
         score = log.scores()
         eps = log.epochs
@@ -178,9 +177,6 @@ class OODExplorer(StatusMixin, widgets.VBox):
                 "values": sub["params"]}
 
     def _replay(self, name: str, row: int, values: torch.Tensor) -> list[torch.Tensor]:
-        from gpsviz.augment import Augmenter
-        from gpsviz.augment.params import AugParams
-
         if values.shape[0] == 0:
             return []
         aug = Augmenter(self.augs[name])
@@ -220,9 +216,6 @@ class OODExplorer(StatusMixin, widgets.VBox):
         self.image_slider.value = other_index(self._rng, len(self.rows), int(self.image_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.plots.uota import (MISS_COLOUR, plot_auroc_over_training, plot_ranked_views,
-                                       plot_weight_histogram)
-
         name, epoch = str(self.run_dropdown.value), int(self.epoch_slider.value)
         row = self.rows[int(self.image_slider.value)]
         self._set_status(self._marker("busy"))

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import ipywidgets as widgets
 
 from gpsviz.errors import ConfigError
+from gpsviz.plots.dubois import plot_label_efficiency, plot_simplex
 from gpsviz.utils import read_json_file
 from gpsviz.widgets.controls import StatusMixin, figure_png, new_figure, tag
 from gpsviz.widgets.controls import fmt_marker as _fmt
@@ -177,8 +178,6 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
                 + head + "".join(rows) + "</table>")
 
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.plots.dubois import plot_label_efficiency, plot_simplex
-
         self._set_status(self._marker("busy"))
         key = (self.method_menu.value, int(self.dim_menu.value), float(self.strength_menu.value))
         chosen = self._chosen()

@@ -9,7 +9,7 @@ Example (a notebook cell)::
     ex.state["mean"]["CASSLE-SimCLR"]["backbone"]   # mean cos(clean, view) of the views shown
 
 For the chosen image it draws ``n_views`` views with the chosen family alone at the chosen strength
-(:func:`gpsviz.sensitivity.family_config`), shows them, the cosine similarity of each view to the clean image at
+(:func:`gpsviz.augment.config.family_config`), shows them, the cosine similarity of each view to the clean image at
 the backbone and at the projector of both runs (a conditioned projector receives each view's descriptor), and
 the family's descriptor columns: true value vs the value a ridge probe on each run's frozen backbone predicts
 (probe fitted once per run on augmented views of ``probe_data``). After each redraw the status line reads
@@ -22,11 +22,16 @@ import html
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import ipywidgets as widgets
 import numpy as np
 import torch
-import ipywidgets as widgets
 
+from gpsviz.augment import DESCRIPTOR_NAMES
+from gpsviz.augment.config import family_config
 from gpsviz.errors import ConfigError
+from gpsviz.evaluate import fit_ridge
+from gpsviz.plots.cassle import plot_explorer
+from gpsviz.sensitivity import FAMILIES, LoadedRun, _device, augmented_features, load_run, view_similarity
 from gpsviz.widgets.controls import StatusMixin, check_run_dataset, figure_png, index_controls, new_figure, tag
 
 MARKER = "sensitivity-state"
@@ -58,7 +63,6 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
                  n_views: int = 6, index: int = 0, family: str = "colour", strength: float = 1.0, seed: int = 0,
                  probe_images: int = 500, dpi: float = 72):
         super().__init__()
-        from gpsviz.sensitivity import FAMILIES, LoadedRun, load_run
 
         self.dataset = dataset
         self.n = int(dataset.images.shape[0])
@@ -141,8 +145,6 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
         """The ridge probe (descriptor columns from backbone features) of run ``name``, fitted once on one
         view (the run's training augmentation) of each of the first ``probe_images`` images of ``probe_data``."""
         if name not in self._probes:
-            from gpsviz.sensitivity import _device, augmented_features, fit_ridge
-
             run = self.runs[name]
             dev = _device(run.backbone)
             x, y = augmented_features(lambda v: run.backbone(v.to(dev)),
@@ -183,10 +185,6 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
 
     # ------------------------------------------------------------------ drawing
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.augment import DESCRIPTOR_NAMES
-        from gpsviz.plots.cassle import plot_explorer
-        from gpsviz.sensitivity import family_config, view_similarity
-
         idx, fam = int(self.index_slider.value), str(self.family_dropdown.value)
         s = float(self.strength_slider.value)
         names = list(dict.fromkeys([str(self.left_dropdown.value), str(self.right_dropdown.value)]))

@@ -21,11 +21,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import ipywidgets as widgets
 import numpy as np
 import torch
-import ipywidgets as widgets
 
+from gpsviz.checkpoint import load_checkpoint, resolve_checkpoint_path
+from gpsviz.config import TrainConfig
+from gpsviz.data.loaders import dataset_image_size
 from gpsviz.errors import ConfigError, GpsvizError
+from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR
+from gpsviz.plots.spps import plot_semantic_set, plot_set_sizes
+from gpsviz.positives import SemanticSetPositives
+from gpsviz.positives.semantic import set_report
+from gpsviz.runs import load_data
 from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
                                      other_index, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
@@ -109,9 +117,6 @@ class SetExplorer(StatusMixin, widgets.VBox):
         """The sets an SPPS run trained with (the positive source's table saved in its checkpoint).
         ``dataset``: the run's training set (default: loaded from the run's config); a dataset of other channels,
         image size or another dataset than the run's raises DataError."""
-        from gpsviz.checkpoint import load_checkpoint, resolve_checkpoint_path
-        from gpsviz.config import TrainConfig
-        from gpsviz.positives import SemanticSetPositives
 
         path = resolve_checkpoint_path(run_dir)
         ck = load_checkpoint(path)
@@ -120,11 +125,8 @@ class SetExplorer(StatusMixin, widgets.VBox):
             raise ConfigError(f"SetExplorer.from_run: {path} holds no semantic sets; train a recipe with "
                               "positives='semantic' (e.g. spps-simclr)")
         if dataset is None:
-            from gpsviz.runs import load_data
-
             dataset = load_data(TrainConfig.from_dict(ck["config"]))[0]
         else:                                                   # a run of another dataset: one clear error
-            from gpsviz.data.loaders import dataset_image_size
 
             cfg = ck["config"]
             data, options = cfg.get("data"), cfg.get("data_options") or {}
@@ -186,10 +188,6 @@ class SetExplorer(StatusMixin, widgets.VBox):
         self.anchor_slider.value = other_index(self._rng, self.n, int(self.anchor_slider.value))
 
     def _redraw(self, raise_errors: bool = False) -> None:
-        from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR
-        from gpsviz.plots.spps import plot_semantic_set, plot_set_sizes
-        from gpsviz.positives.semantic import set_report
-
         anchor, k = int(self.anchor_slider.value), int(self.k_slider.value)
         threshold = float(self.threshold_slider.value)
         self._set_status(self._marker("busy"))
