@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := .venv/.installed
 
-.PHONY: demo test test-slow bench install
+.PHONY: demo test test-slow bench install docs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
@@ -31,3 +31,9 @@ bench: $(STAMP)
 	$(PY) -m gpsviz bench augment
 	$(PY) -m gpsviz bench train
 	$(PY) -m gpsviz bench knn
+
+# The rendered gallery: every notebook executed (smoke mode; DOCS_MODE=teach for the full runs) → site/index.html.
+DOCS_MODE ?= smoke
+docs: $(STAMP)
+	bash scripts/system-deps.sh
+	$(PY) scripts/gallery.py --mode $(DOCS_MODE)

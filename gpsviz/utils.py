@@ -242,6 +242,18 @@ def show_source(*objs: Any, max_lines: int | None = None) -> Any:
     return Markdown("\n\n".join(parts))
 
 
+def smoke_banner(smoke: bool | None = None, what: str = "the numbers below") -> Any:
+    """A notebook's on-screen warning in smoke mode (``smoke`` None reads :func:`smoke_mode`): ``what`` came from
+    tiny runs of one epoch and are noise, not the lesson; an empty Markdown object in teach mode."""
+    from IPython.display import Markdown  # only where a notebook shows it
+
+    if not (smoke_mode() if smoke is None else smoke):
+        return Markdown("")
+    return Markdown(f"> **Smoke mode** (`GPSVIZ_SMOKE=1`): {what} come from tiny runs (a few hundred images, one "
+                    "epoch). They are noise: a floor may beat a method and the ceiling may sit below it. Run the "
+                    "notebook without `GPSVIZ_SMOKE` (teach mode) before reading anything into them.")
+
+
 def read_json(path: str | os.PathLike, unreadable: Any = None) -> Any:
     """The JSON in the file ``path``: None when it is missing, ``unreadable`` when it cannot be read or parsed
     (truncated, not UTF-8, a directory, no permission)."""

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests and notebooks use: Chromium (browser test of the widgets) and the offline
-# Fashion-MNIST copy. Installs only what is missing; needs root (or sudo) for apt-get.
+# Debian packages the tests and notebooks use: Chromium (browser test of the widgets), the offline
+# Fashion-MNIST copy, and npm (the gallery fetches the widget renderer with it). Installs only what is missing; needs root (or sudo) for apt-get.
 set -u
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

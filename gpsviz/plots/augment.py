@@ -9,7 +9,10 @@ from gpsviz.augment.params import AugParams
 from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD
 from gpsviz.plots.data import to_display
 
-__all__ = ["plot_views", "describe_params"]
+__all__ = ["plot_views", "describe_params", "PANEL_INCHES"]
+
+#: Width (inches) of one panel of :func:`plot_views`.
+PANEL_INCHES = 1.95
 
 
 def describe_params(row: dict[str, float], image_hw: tuple[int, int] | None = None) -> str:
@@ -52,14 +55,17 @@ def describe_params(row: dict[str, float], image_hw: tuple[int, int] | None = No
 
 def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
                mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
-               fig: Any = None, max_cols: int = 8, title: str | None = None, normalized: bool = True) -> Any:
+               fig: Any = None, max_cols: int = 8, title: str | None = None, normalized: bool = True,
+               max_width: float | None = None) -> Any:
     """Draw ``image`` beside its augmented ``views``, each titled with its key parameters.
 
     ``image``: C×H×W (or 1×C×H×W), uint8 or float in [0, 1]. ``views``: N×C×H×W as returned by an
     :class:`~gpsviz.augment.Augmenter`, i.e. normalised with ``mean``/``std`` (default 0.5 / 0.25, the
     Augmenter's default; pass ``normalized=False`` for views already in [0, 1]). ``params``: their AugParams
     (N rows) or None for untitled views. 1-channel images are drawn in gray. ``fig``: a matplotlib Figure to
-    draw into (cleared), else a new one. At most ``max_cols`` panels per row. Returns the Figure.
+    draw into (cleared), else a new one. At most ``max_cols`` panels per row, and fewer when ``max_width``
+    (inches) caps the figure's width (each panel is :data:`PANEL_INCHES` wide; the text keeps its size: at least
+    9 pt). Returns the Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -76,8 +82,10 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
 
     panels = n + 1
     cols = min(panels, max_cols)
+    if max_width is not None:
+        cols = max(1, min(cols, int(max_width // PANEL_INCHES)))
     rows = -(-panels // cols)
-    size = (1.95 * cols, 2.45 * rows + (0.35 if title else 0.0))
+    size = (PANEL_INCHES * cols, 2.45 * rows + (0.35 if title else 0.0))
     if fig is None:
         fig = plt.figure(figsize=size, layout="constrained")
     else:
@@ -97,7 +105,7 @@ def plot_views(image: Tensor, views: Tensor, params: AugParams | None = None,
         elif k <= n:
             ax.imshow(to_display(views[k - 1], **stats), interpolation="nearest", **imkw)
             if params is not None:
-                ax.set_title(describe_params(params.row(k - 1), (h, w)), fontsize=8.5, linespacing=1.15)
+                ax.set_title(describe_params(params.row(k - 1), (h, w)), fontsize=9, linespacing=1.15)
         else:
             ax.axis("off")
     if title:

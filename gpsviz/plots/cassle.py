@@ -13,7 +13,7 @@ import numpy as np
 from gpsviz.features import DEFAULT_MEAN, DEFAULT_STD, unnormalize
 
 __all__ = ["plot_sensitivity", "plot_strength_sweep", "plot_r2", "plot_probe_comparison",
-           "plot_sensitivity_bars", "plot_explorer"]
+           "plot_sensitivity_bars", "plot_explorer", "DESCRIPTOR_UNITS"]
 
 LEVEL_STYLE = {"backbone": "-", "projector": "--"}
 
@@ -152,56 +152,78 @@ def plot_sensitivity_bars(rows: Sequence[dict[str, Any]], families: Sequence[str
     return plot_sensitivity(out, title="clean vs augmented view (mean ± std over seeds)")
 
 
+#: What each descriptor column (:data:`gpsviz.augment.DESCRIPTOR_NAMES`) measures, as an axis label with its unit.
+DESCRIPTOR_UNITS = {
+    "centre_y": "crop centre y (fraction of height)", "centre_x": "crop centre x (fraction of width)",
+    "height": "crop height (fraction)", "width": "crop width (fraction)",
+    "brightness": "(factor − 1) / jitter range", "contrast": "(factor − 1) / jitter range",
+    "saturation": "(factor − 1) / jitter range", "hue_cos": "cos 2πh − 1 (h: shift, turns)",
+    "hue_sin": "sin 2πh (h: shift, turns)", "mean_diff_0": "mean change (0–1 scale)",
+    "mean_diff_1": "mean change (0–1 scale)", "mean_diff_2": "mean change (0–1 scale)",
+    "blur_sigma": "blur σ (pixels)", "grayscale": "grayscale (0 = no, 1 = yes)",
+}
+
+
 def plot_explorer(views, names: Sequence[str], sims: Mapping[str, Mapping[str, Sequence[float]]],
                   params_true: Sequence[Sequence[float]], params_pred: Mapping[str, Sequence[Sequence[float]]],
-                  columns: Sequence[str], fig: Any = None, title: str | None = None, mean=None, std=None):
-    """The sensitivity explorer's figure: the clean image and its views (top row), the per-view similarity to
-    the clean image at backbone and projector for each run (middle), and, per view, the true vs predicted values
-    of ``columns`` (bottom; prediction from a ridge probe on each run's backbone).
+                  columns: Sequence[str], fig: Any = None, title: str | None = None, mean=None, std=None,
+                  width: float = 8.9):
+    """The sensitivity explorer's figure, ``width`` inches wide (every text ≥ 9 pt at that size): the clean image
+    and its numbered views (top), the per-view cosine similarity to the clean image at backbone (solid) and
+    projector (dashed) for each run (middle), and one small panel per descriptor column of ``columns`` with its
+    unit (:data:`DESCRIPTOR_UNITS`): the true value per view (open black circle) vs the value a ridge probe on each
+    run's backbone predicts (filled circle, the run's colour). Every marker and line is in a legend.
 
     ``views``: float normalised (V+1)×C×H×W, the clean image first. ``sims[run][level]``: V floats.
     ``params_true``: V × len(columns); ``params_pred[run]``: V × len(columns)."""
+    import matplotlib.cm as cm
+    from matplotlib.lines import Line2D
+
     if fig is None:
         fig = _plt().figure()
     fig.clear()
     nv = views.shape[0] - 1
-    fig.set_size_inches(max(8.0, 1.3 * (nv + 1)) + 2.5, 7.2)   # + room for the legends on the right
-    gs = fig.add_gridspec(3, nv + 1, height_ratios=[1.0, 1.5, 1.5])
+    tile = width / (nv + 1)
+    fig.set_size_inches(width, tile + 0.45 + 3.0 + 2.9 + (0.45 if title else 0.0))
+    fig.set_layout_engine("constrained")
+    top, mid, bottom = fig.subfigures(3, 1, height_ratios=[tile + 0.45, 3.0, 2.9])
     imgs = unnormalize(views, DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std)
-    for i in range(nv + 1):
-        ax = fig.add_subplot(gs[0, i])
+    for i, ax in enumerate(np.atleast_1d(top.subplots(1, nv + 1))):
         im = imgs[i].permute(1, 2, 0).numpy()
         ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap="gray" if im.shape[-1] == 1 else None,
                   vmin=0, vmax=1)
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title("clean" if i == 0 else f"view {i}", fontsize=8)
-    import matplotlib.cm as cm
+        ax.set_title("clean" if i == 0 else (f"view {i}" if nv <= 8 else str(i)), fontsize=10)
 
-    ax = fig.add_subplot(gs[1, :])
     x = np.arange(1, nv + 1)
+    ax = mid.subplots()
     for j, n in enumerate(names):
         for level in ("backbone", "projector"):
             ax.plot(x, sims[n][level], LEVEL_STYLE[level], marker="o", color=cm.tab10(j % 10),
                     label=f"{n} · {level} (mean {np.mean(sims[n][level]):.3f})")
-    ax.set_xticks(x, [f"view {i}" for i in x])
-    ax.set_ylabel("cos(clean, view)")
+    ax.set_xticks(x, [str(i) for i in x])
+    ax.set_xlabel("augmented view (numbered as in the top row)")
+    ax.set_ylabel("cosine similarity to the clean image")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)   # beside the curves
-    ax = fig.add_subplot(gs[2, :])
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.24), ncol=2, frameon=False)
+
     true = np.asarray(params_true, dtype=float)
-    markers = "os^v"
-    for c, col in enumerate(columns):
-        ax.plot(x + 0.0, true[:, c], "k" + markers[c % 4], ms=7, mfc="none",
-                label=f"true {col}" if c < 4 else None)
+    axes = np.atleast_1d(bottom.subplots(1, max(1, len(columns)), sharex=True))
+    for c, (ax, col) in enumerate(zip(axes, columns)):
+        ax.plot(x, true[:, c], "o", color="k", mfc="none", ms=8, zorder=3)
         for j, n in enumerate(names):
             pred = np.asarray(params_pred[n], dtype=float)
-            ax.plot(x + 0.12 * (j + 1), pred[:, c], markers[c % 4], color=cm.tab10(j % 10), ms=5,
-                    label=f"{n}" if c == 0 else None)
-    ax.set_xticks(x, [f"view {i}" for i in x])
-    ax.set_ylabel("parameter: true (open) vs predicted")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+            ax.plot(x + 0.15 * (j + 1), pred[:, c], "o", color=cm.tab10(j % 10), ms=5, zorder=2)
+        ax.set_title(col, fontsize=10)
+        ax.set_ylabel(DESCRIPTOR_UNITS.get(col, "value"), fontsize=9)
+        ax.set_xlabel("view")
+        ax.set_xticks(x, [str(i) for i in x])
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], ls="none", marker="o", color="k", mfc="none", ms=8, label="true value")]
+    handles += [Line2D([], [], ls="none", marker="o", color=cm.tab10(j % 10), ms=5,
+                       label=f"{n}: predicted (probe on its backbone)") for j, n in enumerate(names)]
+    bottom.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=9,
+                  frameon=False)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig

@@ -49,17 +49,23 @@ def plot_simplex(means: Sequence[Sequence[float]], ideal: Sequence[Sequence[floa
     ax.scatter(v[:, 0], v[:, 1], s=90, facecolors="none", edgecolors=cols, linewidths=1.5, zorder=3,
                label="ideal vertex")
     ax.scatter(m[:, 0], m[:, 1], s=40, c=cols, zorder=4, label="class mean")
-    if classes is not None:
+    if classes is not None:                     # each name outside its vertex, pointing away from the centre
         for i, name in enumerate(classes[:c]):
-            ax.annotate(str(name), v[i] * 1.14, ha="center", va="center", fontsize=7, color=cols[i])
+            x, y = v[i]
+            ha = "left" if x > 0.3 else ("right" if x < -0.3 else "center")
+            va = "bottom" if y > 0.3 else ("top" if y < -0.3 else "center")
+            ax.annotate(str(name), (x, y), xytext=(6 * np.sign(round(x, 1)), 6 * np.sign(round(y, 1))),
+                        textcoords="offset points", ha=ha, va=va, fontsize=9, color=cols[i])
     ax.set_aspect("equal")
     lim = 1.3 * max(1.0, float(np.abs(m).max()) if m.size else 1.0)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_xticks([])
     ax.set_yticks([])
+    for sp in ax.spines.values():               # no frame: the class names may reach past the limits
+        sp.set_visible(False)
     ax.set_title(title or "class means vs the ideal simplex", fontsize=10)
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=9, frameon=False)  # below the plot
     return fig
 
 
@@ -75,28 +81,35 @@ def plot_label_efficiency(records: Sequence[dict[str, Any]], ax=None, probes: Se
                           group_by: str = "method", highlight: str | None = None, floor: float | None = None):
     """Probe accuracy against labelled images per class (1, 5, 10, 50, all), one colour per ``group_by`` value
     (mean over its records), solid = linear probe, dashed = MLP probe. ``highlight`` draws one group thicker;
-    ``floor`` (an accuracy) draws a grey line."""
+    ``floor`` (an accuracy) draws a grey line. The legend (one entry per colour, per line style and the floor) sits
+    below the axes, off the curves and the floor line."""
+    from matplotlib.lines import Line2D
+
     fig, ax = _new(ax, (5.2, 3.6))
     groups: dict[Any, list] = {}
     for r in records:
         groups.setdefault(r[group_by], []).append(r)
     cmap = _plt().get_cmap("tab10")
+    handles = []
     for i, (g, rs) in enumerate(groups.items()):
+        lw = 2.6 if highlight is not None and str(g) == str(highlight) else 1.4
         for p in probes:
             ks, accs = _curve(rs, p)
-            lw = 2.6 if highlight is not None and str(g) == str(highlight) else 1.4
             ax.plot(range(len(ks)), [100 * a for a in accs], _PROBE_STYLE.get(p, ":"), marker="o", ms=3,
-                    color=cmap(i % 10), lw=lw, label=f"{g} ({p})")
+                    color=cmap(i % 10), lw=lw)
+        handles.append(Line2D([], [], color=cmap(i % 10), lw=lw, marker="o", ms=3, label=str(g)))
+    handles += [Line2D([], [], color="#555555", lw=1.4, ls=_PROBE_STYLE.get(p, ":"), marker="o", ms=3,
+                       label=f"{p} probe") for p in probes]
     if records:
         ks = [e["per_class"] for e in records[0]["label_efficiency"] if e["probe"] == probes[0]]
         ax.set_xticks(range(len(ks)))
         ax.set_xticklabels([str(k) for k in ks])
     if floor is not None:
-        ax.axhline(100 * floor, color="#888888", lw=1, ls=":", label="floor")
+        handles.append(ax.axhline(100 * floor, color="#888888", lw=1, ls=":", label=f"floor ({100 * floor:.1f} %)"))
     ax.set_xlabel("labelled images per class")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("label efficiency (solid: linear, dashed: MLP)", fontsize=10)
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.legend(handles=handles, fontsize=9, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(alpha=0.3)
     return fig
 

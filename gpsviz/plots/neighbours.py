@@ -39,10 +39,23 @@ def _class_name(dataset, label: int) -> str:
     return str(classes[label]) if label < len(classes) else str(label)
 
 
+def mosaic_size(k: int, ncols: int = 8, distances: bool = True) -> tuple[float, float]:
+    """(width, height) of :func:`plot_neighbours`'s mosaic of ``k`` neighbours in data units (a neighbour tile is
+    1×1; the title is not included): a figure of ``width × t`` inches shows tiles ``t`` inches wide.
+    ``distances``: whether the captions carry a distance line."""
+    k = max(0, int(k))
+    ncols = max(1, min(int(ncols), max(k, 1)))
+    nrows = max(1, math.ceil(k / ncols))
+    cap_h = 0.62 if distances else 0.4
+    a_size = 1.4 if nrows == 1 else min(2.0, 1.0 + 0.6 * (nrows - 1))
+    width = a_size + 0.55 + ncols * 1.26
+    return width, max(nrows * (1.0 + cap_h), a_size + cap_h) + 0.05
+
+
 def plot_neighbours(dataset, anchor: int, indices: Sequence[int] | torch.Tensor,
                     distances: Sequence[float] | torch.Tensor | None = None, *, ax=None, fig=None,
                     ncols: int = 8, tile_inches: float = 1.25, title: str | None = None,
-                    dpi: float | None = None):
+                    dpi: float | None = None, max_width: float | None = None):
     """Draw an anchor image beside its neighbours, each framed green (same class) or red (other class).
 
     Args:
@@ -56,6 +69,8 @@ def plot_neighbours(dataset, anchor: int, indices: Sequence[int] | torch.Tensor,
         ncols: neighbours per row.
         tile_inches: size of one neighbour in a new figure.
         title: Axes title; default says the anchor, its class and the neighbours' purity.
+        max_width: cap on a new figure's width (inches): the tiles shrink to fit, the text keeps its size
+            (captions 9.5 pt, title 12 pt), so a figure shown at its nominal width stays legible.
 
     Returns:
         The matplotlib Figure. Each neighbour's caption gives its class, a ✓/✗ (same as the colour, for readers
@@ -81,17 +96,19 @@ def plot_neighbours(dataset, anchor: int, indices: Sequence[int] | torch.Tensor,
     a_size = 1.4 if nrows == 1 else min(2.0, 1.0 + 0.6 * (nrows - 1))   # the anchor is drawn larger
     x0 = a_size + 0.55                                                   # first neighbour column
     gap = 0.26
-    width = x0 + ncols * (1.0 + gap)
-    height = max(nrows * row_h, a_size + cap_h) + 0.05
+    width, height = mosaic_size(k, ncols, dist is not None)
 
     if ax is None:
-        size = (max(4.0, width * tile_inches), height * tile_inches + 0.45)
+        if max_width is not None:
+            tile_inches = min(tile_inches, max_width / width)
+        title_in = 0.25 + 0.2 * (title.count("\n") + 1 if title else 1)       # room for the title's lines
+        size = (max(4.0, width * tile_inches), height * tile_inches + title_in)
         if fig is None:
             fig = _plt().figure(figsize=size, dpi=dpi)
         else:
             fig.clear()
             fig.set_size_inches(*size)
-        ax = fig.add_axes((0.005, 0.005, 0.99, 0.99 - 0.4 / (height * tile_inches + 0.45)))
+        ax = fig.add_axes((0.005, 0.005, 0.99, 0.99 - (title_in - 0.05) / size[1]))
     fig = ax.figure
     ax.set_xlim(-0.12, width)
     ax.set_ylim(height, -0.12)
@@ -210,11 +227,17 @@ def plot_purity_curves(curves: Mapping[str, Mapping[int, float]], *, ax=None, ti
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
     fig = ax.figure
     all_k: set[int] = set()
-    for i, (name, curve) in enumerate(curves.items()):
+    # the oracle (labels) is drawn last, dashed with hollow markers, so a prior as pure as it stays visible under it
+    order = sorted(curves.items(), key=lambda item: item[0] == "oracle")
+    for i, (name, curve) in enumerate(order):
         ks = sorted(int(k) for k in curve)
         ys = [float(curve[k]) for k in ks]
         all_k.update(ks)
-        ax.plot(ks, ys, marker="o", linewidth=2, markersize=5, label=str(name), color=plt.cm.tab10(i % 10))
+        oracle = name == "oracle"
+        ax.plot(ks, ys, marker="o", linewidth=1.5 if oracle else 2, markersize=7 if oracle else 5,
+                linestyle="--" if oracle else "-", markerfacecolor="none" if oracle else None,
+                label=f"{name} (labels: the upper bound)" if oracle else str(name), color=plt.cm.tab10(i % 10),
+                zorder=3 if oracle else 2)
     if chance is not None:
         ax.axhline(float(chance), color="0.4", linestyle=":", linewidth=1.5, label=f"chance ({chance:.2f})")
     if log_x and all_k and min(all_k) > 0:
@@ -272,5 +295,5 @@ def plot_purity_vs_accuracy(points: Sequence[tuple[str, float, float]], *, ax=No
     return ax.figure
 
 
-__all__ = ["plot_neighbours", "plot_distance_histogram", "plot_purity_curves", "plot_ball_sizes",
+__all__ = ["plot_neighbours", "mosaic_size", "plot_distance_histogram", "plot_purity_curves", "plot_ball_sizes",
            "plot_purity_vs_accuracy"]

@@ -48,8 +48,8 @@ def plot_semantic_set(dataset, anchor: int, members: Sequence[int] | torch.Tenso
         title = (f"anchor #{anchor}: semantic set of {m.numel()}{cut}, {same}/{m.numel()} same class"
                  if m.numel() else f"anchor #{anchor}: empty set{cut} — SPPS adds views of the anchor itself")
         if sims is not None and m.numel():
-            s = torch.as_tensor(sims).reshape(-1)[keep]
-            title += "\ncos: " + " ".join(f"{float(v):.3f}" for v in s)
+            s = [f"{float(v):.3f}" for v in torch.as_tensor(sims).reshape(-1)[keep]]
+            title += "\ncos: " + "\n".join(" ".join(s[i:i + 10]) for i in range(0, len(s), 10))   # 10 a line
     fig = plot_neighbours(dataset, int(anchor), m, None, ax=ax, fig=fig, ncols=ncols, title=title)
     if ax is not None:
         ax.set_anchor("W")                                      # the set starts at the left edge of its panel
@@ -74,11 +74,11 @@ def plot_set_sizes(sizes: torch.Tensor | np.ndarray, k: int | None = None, *, ax
     colours = ["#4a78b5" if i != highlight else "#1b3a66" for i in range(k + 1)]
     ax.bar(np.arange(k + 1), counts, color=colours, width=0.8)
     for i, c in enumerate(counts):
-        ax.text(i, c, str(int(c)), ha="center", va="bottom", fontsize=8)
+        ax.text(i, c, str(int(c)), ha="center", va="bottom", fontsize=9)
     ax.set_ylim(0, max(1, int(counts.max()) if counts.size else 1) * 1.12)          # room for the counts
     ax.set_xticks(np.arange(k + 1))
     ax.set_xlabel("set size (members)")
-    ax.set_ylabel("images")
+    ax.set_ylabel("images (count)")
     mean = float(s.float().mean()) if s.numel() else float("nan")
     ax.set_title(title or f"set sizes: mean {mean:.2f}, empty {float((s == 0).float().mean()):.0%}", fontsize=10)
     ax.grid(axis="y", alpha=0.25)

@@ -11,7 +11,7 @@ import torch
 from gpsviz.plots.data import to_display
 
 __all__ = ["plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training", "plot_miss_rate_sweep",
-           "KEEP_COLOUR", "MISS_COLOUR"]
+           "KEEP_COLOUR", "MISS_COLOUR", "WEIGHT_DEFINITION"]
 
 KEEP_COLOUR = "#1a9641"
 MISS_COLOUR = "#d7191c"
@@ -26,53 +26,89 @@ def _new(fig, figsize):
     return plt.figure(figsize=figsize)
 
 
+#: What the explorers' "weight" is: defined wherever it is shown.
+WEIGHT_DEFINITION = ("w = UOTA weight × M: the weights sum to 1 over the M views of a training batch, so w = 1 is "
+                     "the uniform weight and w < 1 a down-weighted view")
+
+
+def _label_boxes(ax, boxes: Sequence[tuple[float, float, str, str]], step: float, width: float) -> None:
+    """Write each crop box's number at its top-left corner, inside it (``boxes``: x, y, text, colour, in data units
+    of an image ``width`` wide). Boxes often share a corner (every whole-image crop starts at 0, 0): the k-th label
+    at a corner moves k × ``step`` to the right, onto the next line when it would leave the image."""
+    taken: dict[tuple[int, int], int] = {}
+    for x, y, text, colour in boxes:
+        key = (round(x / step), round(y / step))
+        k = taken.get(key, 0)
+        taken[key] = k + 1
+        per_line = max(1, int((width - x) // step))
+        ax.text(x + (k % per_line) * step, y + (k // per_line) * step, text, color=colour, fontsize=9,
+                fontweight="bold", ha="left", va="top", clip_on=True,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
+
+
 def plot_ranked_views(image: torch.Tensor, views: Sequence[torch.Tensor], weights: Sequence[float],
                       coverage: Sequence[float], params: Sequence[Mapping[str, float]] | None = None,
                       is_global: Sequence[bool] | None = None, threshold: float = 0.10, title: str = "",
-                      fig=None):
-    """The source image (crop boxes drawn on it) and its views ranked by weight, heaviest first.
+                      fig=None, width: float = 8.9):
+    """The source image with each view's crop box (numbered by the view's rank, the number of its caption) and the
+    views ranked by weight, heaviest first, at most ``width`` inches wide (text ≥ 9 pt at that size); a footnote
+    defines the weight (:data:`WEIGHT_DEFINITION`) and the coverage.
 
     Args:
         image: uint8 C×H×W source image.
         views: one image per view (uint8 or float C×h×w, display-ready) in plan order.
         weights: the views' weights (× M, 1 = uniform); coverage: share of the object inside each view.
-        params: each view's parameters (dict) for the caption (crop box, flip, jitter); is_global: per view.
-    Returns the Figure (the views ordered by descending weight; red frame = misses the object)."""
+        params: each view's parameters (dict) for the crop boxes and captions; is_global: per view.
+    Returns the Figure (the views ordered by descending weight; red frame and box = misses the object)."""
     from matplotlib.patches import Rectangle
 
-
     n = len(views)
-    order = np.argsort(-np.asarray(weights, dtype=float), kind="stable")
-    fig = _new(fig, (max(6.0, 1.5 * (n + 1)), 2.6))
-    axes = fig.subplots(1, n + 1)
-    axes = np.atleast_1d(axes)
-    axes[0].imshow(to_display(image))
-    axes[0].set_title("image + crops", fontsize=8)
-    for j in range(n):
+    order = [int(j) for j in np.argsort(-np.asarray(weights, dtype=float), kind="stable")]
+    rows = 1 if n <= 5 else 2
+    cols = max(1, -(-n // rows))
+    tile = min(1.6, width / (cols + rows))                       # the image spans rows × rows tiles
+    fig_w = tile * (cols + rows)
+    # lines as long as the figure is wide (about 14 characters of 9 pt text per inch, 12 of 10 pt)
+    foot = textwrap.wrap(f"{WEIGHT_DEFINITION} · object = coverage, the share of the object inside the view · "
+                         f"red = misses the object (coverage < {100 * threshold:.0f} %), green = keeps it · the "
+                         "numbers on the image are the views' ranks", int(12.5 * fig_w))
+    heading = textwrap.wrap(title, int(10.5 * fig_w)) if title else []
+    fig = _new(fig, (fig_w, rows * (tile + 0.62) + 0.2 * len(heading) + 0.17 * len(foot) + 0.45))
+    fig.set_layout_engine("constrained")
+    gs = fig.add_gridspec(rows, cols + rows)
+    ax0 = fig.add_subplot(gs[:, :rows])
+    ax0.imshow(to_display(image))
+    ax0.set_title("crop box per view\n(number = rank)", fontsize=10)
+    boxes = []
+    for r, j in enumerate(order):
+        colour = MISS_COLOUR if coverage[j] < threshold else KEEP_COLOUR
         if params is not None:
             p = params[j]
-            miss = coverage[j] < threshold
-            axes[0].add_patch(Rectangle((p["crop_x"] - 0.5, p["crop_y"] - 0.5), p["crop_w"], p["crop_h"],
-                                        fill=False, lw=1, ec=MISS_COLOUR if miss else KEEP_COLOUR))
+            ax0.add_patch(Rectangle((p["crop_x"] - 0.5, p["crop_y"] - 0.5), p["crop_w"], p["crop_h"], fill=False,
+                                    lw=1.5, ec=colour))
+            boxes.append((p["crop_x"], p["crop_y"], str(r + 1), colour))
+    _label_boxes(ax0, boxes, step=0.1 * image.shape[-1], width=image.shape[-1])
     for r, j in enumerate(order):
-        ax = axes[r + 1]
+        ax = fig.add_subplot(gs[r // cols, rows + r % cols])
         ax.imshow(to_display(views[j]))
         miss = coverage[j] < threshold
-        for s in ax.spines.values():
-            s.set_edgecolor(MISS_COLOUR if miss else KEEP_COLOUR)
-            s.set_linewidth(3)
+        for sp in ax.spines.values():
+            sp.set_edgecolor(MISS_COLOUR if miss else KEEP_COLOUR)
+            sp.set_linewidth(3)
+        cov = f"{100 * coverage[j]:.0f} %" if coverage[j] == coverage[j] else "n/a"
+        cap = f"#{r + 1}  w = {weights[j]:.2f}\nobject {cov}"
         kind = "" if is_global is None else ("global" if is_global[j] else "local")
-        cap = f"#{r + 1} w={weights[j]:.2f}\ncov {100 * coverage[j]:.0f}% {kind}"
         if params is not None:
-            p = params[j]
-            cap += f"\n{p['crop_h']:.0f}×{p['crop_w']:.0f} px"
-        ax.set_xlabel(cap, fontsize=7)
-    for ax in axes:
+            kind += f" {params[j]['crop_h']:.0f}×{params[j]['crop_w']:.0f} px"
+        if kind.strip():
+            cap += f"\n{kind.strip()}"
+        ax.set_xlabel(cap, fontsize=9, linespacing=1.1)
+    for ax in fig.axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
-    fig.tight_layout()
+    if heading:
+        fig.suptitle("\n".join(heading), fontsize=10)
+    fig.supxlabel("\n".join(foot), fontsize=9, color="#444")
     return fig
 
 
@@ -93,13 +129,13 @@ def plot_weight_histogram(weights: Any, coverage: Any, threshold: float = 0.10, 
     edges = np.histogram_bin_edges(w, bins=bins) if w.size else bins
     miss = c < threshold
     ax.hist(w[~miss], bins=edges, density=True, alpha=0.55, color=KEEP_COLOUR,
-            label=f"keeps the object ({int((~miss).sum())})")
+            label=f"views that keep the object ({int((~miss).sum())})")
     ax.hist(w[miss], bins=edges, density=True, alpha=0.55, color=MISS_COLOUR,
-            label=f"misses it, coverage < {100 * threshold:.0f}% ({int(miss.sum())})")
-    ax.axvline(1.0, color="#555", lw=0.8, ls=":")
-    ax.set_xlabel("UOTA weight (× M; 1 = uniform)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+            label=f"views that miss it: coverage < {100 * threshold:.0f} % ({int(miss.sum())})")
+    ax.axvline(1.0, color="#555", lw=0.8, ls=":", label="uniform weight (w = 1)")
+    ax.set_xlabel("UOTA weight w (× M, 1 = uniform)")
+    ax.set_ylabel("density (per unit of weight)")
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)   # below: never on a bar
     if title:
         ax.set_title(title, fontsize=10)
     return fig
@@ -116,25 +152,26 @@ def plot_auroc_over_training(curves: Mapping[str, tuple[Sequence[int], Sequence[
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
     else:
         fig = ax.figure
+    shown = False
     for name, (ep, au) in curves.items():
         ax.plot(list(ep), list(au), marker="o", ms=3, label=name)
         if current is not None and current in list(ep):
             k = list(ep).index(current)
-            ax.plot([current], [list(au)[k]], "o", ms=9, mfc="none", mec="k")
-    ax.axhline(0.5, color="#888", lw=0.8, ls=":", label="chance")
-    ax.axhline(0.8, color="#1a9641", lw=0.8, ls="--", label="aim 0.8")
+            ax.plot([current], [list(au)[k]], "o", ms=9, mfc="none", mec="k",
+                    label=None if shown else f"epoch shown ({current})")
+            shown = True
+    ax.axhline(0.5, color="#888", lw=0.8, ls=":", label="chance (0.5)")
+    ax.axhline(0.8, color="#1a9641", lw=0.8, ls="--", label="aim (0.8)")
     if start_epoch is not None:
-        ax.axvline(start_epoch, color="#555", lw=0.8, ls="--")
-        ax.annotate("loss uses the weights", (start_epoch, 0.05), fontsize=7, rotation=90, xytext=(-9, 0),
-                    textcoords="offset points")
+        ax.axvline(start_epoch, color="#555", lw=0.8, ls="-.", label="from here the loss uses the weights")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("AUROC")
-    ax.set_title("does a low weight find the views that miss the object?", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("AUROC (0.5 = chance, 1 = perfect)")
+    ax.set_title("does a low weight find\nthe views that miss the object?", fontsize=10)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # off the curves
     ax.grid(alpha=0.3)
     return fig
 

@@ -5,8 +5,11 @@
 * :class:`SetExplorer` -- an anchor's SPPS semantic set for any threshold and k, its purity, the set sizes.
 * :class:`SensitivityExplorer` -- a baseline's and a CASSLE backbone's similarity of augmented views to the clean image.
 
-Each prints a machine-readable status line after every redraw (``explorer-state: ... done``,
-``augment-state: ... done``) that the browser tests wait for.
+Each writes a machine-readable status marker after every redraw (``explorer-state: ... done``,
+``augment-state: ... done``) that the browser tests wait for: visually hidden, but in the page's text. Figures are
+drawn to be shown at their nominal size (every text at least 9 pt on screen; see
+:func:`gpsviz.widgets.controls.show_figure`), and displaying an explorer shows a one-line hint above it (re-run the
+cell when a reopened notebook has lost the widget).
 """
 from gpsviz.widgets.augment_explorer import AugmentExplorer
 from gpsviz.widgets.neighbour_explorer import NeighbourExplorer

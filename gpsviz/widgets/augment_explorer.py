@@ -21,7 +21,8 @@ from gpsviz.augment import PRESETS, Augmenter
 from gpsviz.errors import ConfigError
 from gpsviz.plots import plot_views
 from gpsviz.utils import make_generator
-from gpsviz.widgets.controls import StatusMixin, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, index_controls, new_figure, show_figure,
+                                     tag)
 
 MARKER = "augment-state"
 
@@ -37,6 +38,8 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
         preset: preset shown at start (default: ``"strong"`` if offered, else the first).
         strength: strength at start (the slider runs 0 … 2; 0 = identity).
         seed: base seed; "resample" draws with the next seed, so a given (seed, draw) is reproducible.
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError (a ValueError): unknown preset, index out of range, strength outside [0, 2], n_views < 1.
@@ -44,7 +47,7 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
 
     def __init__(self, dataset, presets: Mapping | Sequence[str] | None = None, n_views: int = 6, *,
                  index: int = 0, preset: str | None = None, strength: float = 1.0, seed: int = 0,
-                 dpi: float = 80):
+                 dpi: float = FIGURE_DPI):
         super().__init__()
 
         self.dataset = dataset
@@ -144,8 +147,9 @@ class AugmentExplorer(StatusMixin, widgets.VBox):
             label = int(self.dataset.labels[index]) if len(self.dataset.labels) else -1
             cls = self.dataset.classes[label] if 0 <= label < len(self.dataset.classes) else "?"
             fig = plot_views(image, views, params, mean=aug.mean, std=aug.std, fig=new_figure(),
-                             title=f"image #{index} ({cls}) · preset {preset} · strength {strength:.2f}")
-            self.image.value = figure_png(fig, dpi=self.dpi)
+                             title=f"image #{index} ({cls}) · preset {preset} · strength {strength:.2f}",
+                             max_width=FIGURE_WIDTH_IN)
+            show_figure(self.image, fig, dpi=self.dpi)
         except Exception as e:
             self._show_error("Could not draw the views", e, raise_errors)
             return

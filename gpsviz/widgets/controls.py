@@ -29,10 +29,49 @@ def other_index(rng: Any, n: int, current: int) -> int:
     return new + 1 if new >= current else new
 
 
-def figure_png(fig, dpi: float = 80) -> bytes:
-    """PNG bytes of a matplotlib Figure (then closed, if pyplot knows it)."""
+# ---------------------------------------------------------------------------------------------- figures
+#: CSS pixels per inch (the browser's reference pixel at 100 % zoom): a figure shown ``width_in × CSS_DPI`` CSS
+#: pixels wide shows its text at its nominal point size, whatever the PNG's own dpi.
+CSS_DPI = 96.0
+#: The widest an explorer shows a figure, in CSS pixels: about the width of JupyterLab's output area at 100 % zoom
+#: on a 1280-pixel-wide screen with the file browser open. The explorers' figures are at most
+#: :data:`FIGURE_WIDTH_IN` wide, so they show at their nominal size there (a narrower output area shrinks them).
+MAX_FIGURE_PX = 860
+#: The widest an explorer's figure is drawn (inches) so that it shows at its nominal size.
+FIGURE_WIDTH_IN = MAX_FIGURE_PX / CSS_DPI
+#: Smallest text size (points, at the displayed size) an explorer's figure may use: 9 pt = 12 CSS pixels.
+MIN_FONT_PT = 9.0
+#: The dpi the explorers render their figures at (one PNG pixel per CSS pixel at 100 % zoom).
+FIGURE_DPI = CSS_DPI
+
+
+def display_width(fig) -> int:
+    """CSS pixels an explorer shows ``fig`` wide (:func:`show_figure`): its width at :data:`CSS_DPI`, at most
+    :data:`MAX_FIGURE_PX`."""
+    return int(min(round(fig.get_figwidth() * CSS_DPI), MAX_FIGURE_PX))
+
+
+def display_scale(fig) -> float:
+    """How much :func:`show_figure` scales ``fig`` (1 = nominal size): a text of ``s`` points shows as
+    ``s × display_scale(fig)`` points, 12 CSS pixels for 9 pt."""
+    return display_width(fig) / (fig.get_figwidth() * CSS_DPI)
+
+
+def show_figure(image: widgets.Image, fig, dpi: float = FIGURE_DPI) -> None:
+    """Render ``fig`` into the Image widget ``image`` and show it :func:`display_width` CSS pixels wide (or the
+    output area's width, when narrower: the layout keeps ``max_width: 100%``). ``dpi`` only sets the sharpness:
+    the displayed size, hence the text size on screen, does not depend on it."""
+    image.layout.width = f"{display_width(fig)}px"
+    image.layout.max_width = "100%"
+    image.layout.height = "auto"
+    image.value = figure_png(fig, dpi=dpi)
+
+
+def figure_png(fig, dpi: float = FIGURE_DPI) -> bytes:
+    """PNG bytes of a matplotlib Figure, the whole figure at ``dpi`` (then closed, if pyplot knows it)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    # the whole figure, whatever rcParams["savefig.bbox"] says: its width in inches is what show_figure displays
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches=fig.bbox_inches)
     try:
         import matplotlib.pyplot as plt
 
@@ -66,13 +105,44 @@ def tag(pairs) -> None:
         w.add_class(cls)
 
 
+def fmt_value(x: Any, spec: str = ".3f", missing: str = "n/a") -> str:
+    """A number as an explorer shows it to a person: ``missing`` (a word, never ``nan``) for None or NaN."""
+    return missing if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+#: Visually hidden but rendered (the usual screen-reader-only pattern): the status marker stays in the page's text
+#: (``document.body.innerText``, which the browser tests read; ``display:none`` would drop it) without showing.
+HIDDEN_STYLE = ("position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;"
+                "clip:rect(0,0,0,0);clip-path:inset(50%);white-space:nowrap")
+
+#: Shown above each explorer as a plain output of its cell (kept in the saved notebook, unlike the widget itself):
+#: a reopened notebook shows "model not found" where the explorer was until the cell runs again. (Worded so that
+#: it is not itself the browser tests' sign of a broken widget.)
+REOPEN_HINT = ('<div class="gpsviz-reopen-hint" style="font-size:12px;color:#666;margin:0 0 2px 0">'
+               "Explorer below missing, or a &ldquo;model not found&rdquo; message in its place? Re-run this cell: "
+               "interactive widgets live only while the kernel runs.</div>")
+
+
 class StatusMixin:
     """The shared event plumbing of an explorer: a status line (``self.status``, an HTML widget) carrying the
-    machine-readable marker, and redraw-on-change unless the controls are being moved together (``_hold``)."""
+    machine-readable marker, and redraw-on-change unless the controls are being moved together (``_hold``).
+
+    The marker (``<code class="gpsviz-marker">``, e.g. ``explorer-state: anchor=3 ... done``) is visually hidden
+    (:data:`HIDDEN_STYLE`) but stays in the page text for the browser tests. Displaying an explorer also shows
+    :data:`REOPEN_HINT` above it, as a separate static output of the cell."""
 
     def _set_status(self, text: str) -> None:
-        self.status.value = (f'<code style="color:#666;font-size:11px" class="gpsviz-marker">'
+        self.status.value = (f'<code style="{HIDDEN_STYLE}" class="gpsviz-marker">'
                              f"{html.escape(text)}</code>")
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Show :data:`REOPEN_HINT` (a static HTML output, saved with the notebook), then the widget itself."""
+        try:
+            from IPython.display import HTML, display
+        except ImportError:  # pragma: no cover - ipywidgets without IPython: the widget alone
+            return super()._repr_mimebundle_(**kwargs)
+        display(HTML(REOPEN_HINT))
+        return super()._repr_mimebundle_(**kwargs)
 
     def _show_error(self, what: str, error: Exception, raise_errors: bool) -> None:
         """Report a failed redraw: ``what`` and the error in the summary, ``error=<type>`` in the status marker;

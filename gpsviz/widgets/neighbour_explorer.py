@@ -28,8 +28,8 @@ from gpsviz.knn import knn_search
 from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR, plot_neighbours
 from gpsviz.priors import available_priors, compute_prior
 from gpsviz.purity import per_anchor_purity, purity
-from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
-                                     other_index, run_data, tag)
+from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, figure_png,
+                                     fmt_value, index_controls, new_figure, other_index, run_data, show_figure, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 DEFAULT_PRIORS = ("pixels", "hog", "oracle")
@@ -52,6 +52,8 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         root: data folder for the prior cache (default ``./data`` or ``$GPSVIZ_DATA``).
         prior_options: per-prior keyword arguments for ``compute_prior``, e.g. ``{"pca": {"dim": 32}}``.
         ncols: neighbours per figure row.
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError (a ValueError): k outside [1, max_k], an unknown prior, an embedding of the wrong shape.
@@ -60,7 +62,7 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
     def __init__(self, dataset, priors: Sequence[str] | None = None, k: int = 8, max_k: int = 32,
                  embeddings: Mapping[str, torch.Tensor] | None = None, *, anchor: int = 0, seed: int = 0,
                  root=None, prior_options: Mapping[str, Mapping] | None = None, ncols: int = 8,
-                 dpi: float = 80):
+                 dpi: float = FIGURE_DPI):
         super().__init__()
         self.dataset = dataset
         self.n = int(len(dataset.labels))
@@ -233,9 +235,10 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
             pur = self.anchor_purity(anchor, prior, k)
             mean = self.mean_purity(prior, k)
             fig = plot_neighbours(self.dataset, anchor, nb, d, fig=new_figure(), ncols=self.ncols,
-                                  title=f"prior: {prior}  ·  anchor #{anchor} and its {k} nearest neighbours "
-                                        f"(squared L2 distance d)")
-            self.image.value = figure_png(fig, dpi=self.dpi)
+                                  max_width=FIGURE_WIDTH_IN,
+                                  title=f"prior: {prior}  ·  anchor #{anchor} and its {k} nearest neighbours\n"
+                                        f"d = squared L2 distance to the anchor in the prior's space")
+            show_figure(self.image, fig, dpi=self.dpi)
         except Exception as e:
             self._show_error(f"Could not show prior {prior}", e, raise_errors)
             return
@@ -243,8 +246,9 @@ class NeighbourExplorer(StatusMixin, widgets.VBox):
         n_same = int((self.labels[nb] == a_lab).sum()) if a_lab >= 0 else 0
         self.summary.value = (
             '<div style="font-size:14px;line-height:1.5">'
-            f"<b>Purity of these {k} neighbours:</b> {_fmt(pur)} ({n_same}/{k} share the anchor's class) &nbsp;·&nbsp; "
-            f"<b>mean purity@{k} of prior {html.escape(prior)}</b> over all {self.n} images: {_fmt(mean)}<br>"
+            f"<b>Purity of these {k} neighbours:</b> {fmt_value(pur, missing='n/a (no labels)')} "
+            f"({n_same}/{k} share the anchor's class) &nbsp;·&nbsp; <b>mean purity@{k} of prior "
+            f"{html.escape(prior)}</b> over all {self.n} images: {fmt_value(mean, missing='n/a (no labels)')}<br>"
             f'<span style="color:{SAME_COLOUR}">■ green frame ✓</span> = same class as the anchor (a true '
             f'positive for GPS-SSL), <span style="color:{DIFF_COLOUR}">■ red frame ✗</span> = another class '
             "(a false positive).</div>")

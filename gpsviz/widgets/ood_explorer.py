@@ -12,13 +12,16 @@ Example (a notebook cell)::
 The weights are read from each run's :class:`~gpsviz.view_weights.ViewWeightLog` (what the training step's loss
 used, recorded by :class:`~gpsviz.view_weights.ViewWeightRecorder`); nothing is recomputed. The view images are a
 replay of the recorded augmentation parameters (``Augmenter.apply``), and each view's coverage is the object mask
-× its recorded crop box. Shown per redraw: the image with its M crop boxes and the views ranked by weight (red
-frame = misses the object), a table of weight / coverage / parameters, the epoch's weight histograms of views that
-keep vs miss the object, and the AUROC over training with the current epoch marked. After each redraw the status
+× its recorded crop box. Shown per redraw: the image with its M crop boxes, each numbered by its view's rank, and
+the views ranked by weight (red frame = misses the object), a table of weight / coverage / parameters, the epoch's
+weight histograms of views that keep vs miss the object, and the AUROC over training with the current epoch marked.
+The weight is shown × M (UOTA's weights sum to 1 over the M views of a training batch, so 1 = uniform), and the
+figure and the table say so where they show it. After each redraw the status
 line reads ``ood-state: run=<name> image=<row> epoch=<e> views=<m> auroc=<a> done``; browser tests wait for it.
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Mapping
 
@@ -30,11 +33,12 @@ from gpsviz.augment import Augmenter
 from gpsviz.augment.params import AugParams
 from gpsviz.checkpoint import load_checkpoint
 from gpsviz.errors import ConfigError, GpsvizError
-from gpsviz.plots.uota import MISS_COLOUR, plot_auroc_over_training, plot_ranked_views, plot_weight_histogram
+from gpsviz.plots.uota import (MISS_COLOUR, WEIGHT_DEFINITION, plot_auroc_over_training, plot_ranked_views,
+                               plot_weight_histogram)
 from gpsviz.utils import read_json
 from gpsviz.view_weights import ViewWeightLog, ground_truth, load_view_weights, uota_auroc
-from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
-                                     other_index, run_data, tag)
+from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, fmt_value,
+                                     index_controls, new_figure, other_index, run_data, show_figure, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "ood-state"
@@ -52,6 +56,8 @@ class OODExplorer(StatusMixin, widgets.VBox):
         threshold: coverage below which a view "misses" the object (0.10).
         start_epoch: where the loss starts using the weights, drawn on the AUROC curve (default: from the log's
             ``applied`` flags).
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError (a ValueError): no runs, a log without views, a dataset without masks, image/epoch unknown.
@@ -59,7 +65,7 @@ class OODExplorer(StatusMixin, widgets.VBox):
     """
 
     def __init__(self, dataset, runs, *, image: int | None = None, epoch: int | None = None, aug: str | None = None,
-                 threshold: float = 0.10, seed: int = 0, dpi: float = 80):
+                 threshold: float = 0.10, seed: int = 0, dpi: float = FIGURE_DPI):
         super().__init__()
 
         if getattr(dataset, "masks", None) is None:
@@ -225,22 +231,28 @@ class OODExplorer(StatusMixin, widgets.VBox):
             auroc = au[eps.index(epoch)] if epoch in eps else float("nan")
             if v["weights"]:
                 views = self._replay(name, row, v["values"])
+                used = "used by the loss" if v["applied"] else "warm-up: the loss still used uniform weights"
                 fig = plot_ranked_views(self.dataset.images[row], views, v["weights"], v["coverage"], v["params"],
-                                        v["is_global"], self.threshold, fig=new_figure(),
+                                        v["is_global"], self.threshold, fig=new_figure(), width=FIGURE_WIDTH_IN,
                                         title=f"{name} · image #{row} · epoch {epoch}: its {len(views)} views ranked "
-                                              f"by UOTA weight ({'used by the loss' if v['applied'] else 'warm-up: the loss still used uniform weights'})")
-                self.views_image.value = figure_png(fig, dpi=self.dpi)
+                                              f"by UOTA weight ({used})")
+            else:                          # say so, rather than keep the previous image's views on screen
+                fig = new_figure()
+                fig.set_size_inches(FIGURE_WIDTH_IN, 0.8)
+                fig.text(0.5, 0.5, f"image #{row} has no recorded views in epoch {epoch} (it was in the dropped "
+                                   "last batch): pick another image or epoch", ha="center", va="center", fontsize=11)
+            show_figure(self.views_image, fig, dpi=self.dpi)
             log = self.logs[name]
             sel = log.data["epoch"] == epoch
             fig2 = new_figure()
-            fig2.set_size_inches(10, 3.2)
+            fig2.set_size_inches(FIGURE_WIDTH_IN, 4.4)
+            fig2.set_layout_engine("constrained", w_pad=0.1)          # room for the legends below the panels
             a1, a2 = fig2.subplots(1, 2)
             plot_weight_histogram(log.scores()[sel], self.coverage[name][sel], self.threshold, ax=a1,
                                   title=f"epoch {epoch}: weights of all recorded views")
             plot_auroc_over_training({name: self._auroc[name]}, start_epoch=self.start_epoch(name), current=epoch,
                                      ax=a2)
-            fig2.tight_layout()
-            self.stats_image.value = figure_png(fig2, dpi=self.dpi)
+            show_figure(self.stats_image, fig2, dpi=self.dpi)
         except Exception as e:
             self._show_error(f"Could not show image {row} of {name} at epoch {epoch}", e, raise_errors)
             return
@@ -251,23 +263,27 @@ class OODExplorer(StatusMixin, widgets.VBox):
             miss = v["coverage"][j] < self.threshold
             colour = f' style="color:{MISS_COLOUR}"' if miss else ""
             lines.append(
-                f"<tr{colour}><td>{r + 1}</td><td>{v['weights'][j]:.3f}</td><td>{100 * v['coverage'][j]:.0f} %</td>"
+                f"<tr{colour}><td>{r + 1}</td><td>{fmt_value(v['weights'][j])}</td>"
+                f"<td>{fmt_value(100 * v['coverage'][j], '.0f')} %</td>"
                 f"<td>{'global' if v['is_global'][j] else 'local'}</td>"
                 f"<td>{p['crop_h']:.0f}×{p['crop_w']:.0f} at ({p['crop_y']:.0f}, {p['crop_x']:.0f})</td>"
                 f"<td>{'yes' if p['flip'] > 0.5 else 'no'}</td>"
                 f"<td>{p['brightness']:.2f} / {p['contrast']:.2f} / {p['saturation']:.2f} / {p['hue']:.2f}</td>"
                 f"<td>{'yes' if p['grayscale'] > 0.5 else 'no'}</td><td>{v['per_view'][j]:.3f}</td></tr>")
         if lines:
-            table = ("<table style='font-size:12px'><tr><th>rank</th><th>weight (×M)</th><th>coverage</th>"
+            table = ("<table style='font-size:12px'><tr><th>rank</th><th>weight w (× M, 1 = uniform)</th>"
+                     "<th>coverage (% of the object)</th>"
                      "<th>kind</th><th>crop box h×w at (y, x)</th><th>flip</th><th>b / c / s / h</th>"
                      "<th>gray</th><th>view loss</th></tr>" + "".join(lines) + "</table>")
         else:
             table = (f"<i>image #{row} was not in a training batch in epoch {epoch} (the last, partial batch of "
                      "each epoch is dropped): pick another image or epoch.</i>")
+        no_auroc = "n/a (in this epoch the recorded views all keep the object, or all miss it)"
         self.summary.value = (
             f'<div style="font-size:13px;line-height:1.5"><b>AUROC of epoch {epoch}</b> (low weight finds views '
-            f"with coverage &lt; {100 * self.threshold:.0f} %, all recorded views): {_fmt(auroc)}. "
-            f"Weight 1 = uniform; <span style='color:{MISS_COLOUR}'>red</span> = misses the object."
+            f"with coverage &lt; {100 * self.threshold:.0f} %, all recorded views): "
+            f"{fmt_value(auroc, missing=no_auroc)}.<br>{html.escape(WEIGHT_DEFINITION)}. Coverage = the share of "
+            f"the object inside the view; <span style='color:{MISS_COLOUR}'>red</span> = misses the object."
             f"<br>{table}</div>")
         views = [{"weight": v["weights"][j], "coverage": v["coverage"][j], "global": v["is_global"][j],
                   "params": v["params"][j]} for j in ranked]

@@ -16,7 +16,9 @@ Example (a notebook cell)::
     explorer.state["linear"]                  # mean linear accuracy of the chosen runs (over seeds)
 
 The explorer shows the values measured and saved with each run (``conditions.json`` through
-:func:`gpsviz.experiments.dubois.measure_run`); it recomputes nothing. After each redraw the status line reads
+:func:`gpsviz.experiments.dubois.measure_run`); it recomputes nothing. The menus offer every method, dimension and
+strength of the records; a combination no run was trained with shows, in place of the figure, a message listing the
+combinations that were (never an empty axes). After each redraw the status line reads
 ``probe-state: runs=<n> method=<m> dim=<d> strength=<s> linear=<acc> etf=<distance> done`` (spaces in the method
 name written as ``_``; ``nan`` when no run matches); browser tests wait for it.
 """
@@ -32,12 +34,17 @@ import ipywidgets as widgets
 from gpsviz.errors import ConfigError
 from gpsviz.plots.dubois import plot_label_efficiency, plot_simplex
 from gpsviz.utils import read_json_file
-from gpsviz.widgets.controls import StatusMixin, figure_png, new_figure, tag
+from gpsviz.widgets.controls import FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, fmt_value, new_figure, show_figure, tag
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "probe-state"
 _NEEDED = ("method", "dim", "strength", "linear_label", "mlp_label", "invariance", "decodability", "etf_distance",
            "effective_rank", "label_efficiency", "etf_means", "etf_ideal")
+
+
+def _cell(x: float, spec: str = ".3f") -> str:
+    """A table cell: the number, or a dash when it was not measured (never "nan" on screen)."""
+    return fmt_value(x, spec, missing="–")
 
 
 def _mean(vals: Sequence[Any]) -> float:
@@ -54,6 +61,8 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
             ``linear_label``, ``mlp_label``, the conditions, ``label_efficiency``, ``etf_means``, ``etf_ideal``).
         floors: optional rows ``{"name", "linear_label"}`` (raw pixels, random init) shown under the table.
         method, dim, strength: the runs shown at start (default: the first record's).
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError: no records, a record missing a field, or a start choice no record has.
@@ -61,7 +70,7 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
 
     def __init__(self, records: Sequence[dict[str, Any]], floors: Sequence[dict[str, Any]] | None = None, *,
                  method: str | None = None, dim: int | None = None, strength: float | None = None,
-                 dpi: float = 80) -> None:
+                 dpi: float = FIGURE_DPI) -> None:
         super().__init__()
         records = list(records)
         if not records:
@@ -164,18 +173,50 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
             style = ' style="background:#fff3b0;font-weight:bold"' if k == key else ""
             rows.append(
                 f"<tr{style}><td>{html.escape(str(k[0]))}</td><td>{k[1]}</td><td>{k[2]:g}</td><td>{len(rs)}</td>"
-                f"<td>{_fmt(100 * _mean([r['linear_label'] for r in rs]), '.1f')}</td>"
-                f"<td>{_fmt(100 * _mean([r['mlp_label'] for r in rs]), '.1f')}</td>"
-                f"<td>{_fmt(_mean([r['invariance'] for r in rs]))}</td>"
-                f"<td>{_fmt(100 * _mean([r['decodability'] for r in rs]), '.1f')}</td>"
-                f"<td>{_fmt(_mean([r['etf_distance'] for r in rs]))}</td>"
-                f"<td>{_fmt(_mean([r['effective_rank'] for r in rs]), '.1f')}</td></tr>")
+                f"<td>{_cell(100 * _mean([r['linear_label'] for r in rs]), '.1f')}</td>"
+                f"<td>{_cell(100 * _mean([r['mlp_label'] for r in rs]), '.1f')}</td>"
+                f"<td>{_cell(_mean([r['invariance'] for r in rs]))}</td>"
+                f"<td>{_cell(100 * _mean([r['decodability'] for r in rs]), '.1f')}</td>"
+                f"<td>{_cell(_mean([r['etf_distance'] for r in rs]))}</td>"
+                f"<td>{_cell(_mean([r['effective_rank'] for r in rs]), '.1f')}</td></tr>")
         for f in self.floors:
             rows.append(f"<tr style='color:#777'><td>{html.escape(str(f.get('name', 'floor')))} (floor)</td>"
-                        f"<td colspan=3></td><td>{_fmt(100 * f.get('linear_label', float('nan')), '.1f')}</td>"
+                        f"<td colspan=3></td><td>{_cell(100 * _mean([f.get('linear_label')]), '.1f')}</td>"
                         f"<td colspan=5></td></tr>")
         return ('<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
                 + head + "".join(rows) + "</table>")
+
+    def _figure(self, key: tuple, chosen: list[dict[str, Any]]):
+        """The label-efficiency curves of every method at the chosen dimension and strength (the chosen method
+        thick) beside the chosen run's class means against the ideal simplex."""
+        fig = new_figure()
+        fig.set_size_inches(FIGURE_WIDTH_IN, 5.0)
+        fig.set_layout_engine("constrained", w_pad=0.08)             # room for the legends below the panels
+        gs = fig.add_gridspec(1, 2, width_ratios=[1.55, 1.0])
+        ax1 = fig.add_subplot(gs[0])
+        same_setting = [r for r in self.records if int(r["dim"]) == key[1] and float(r["strength"]) == key[2]]
+        floors = [f["linear_label"] for f in self.floors if f.get("linear_label") is not None]
+        plot_label_efficiency(same_setting or chosen, ax=ax1, highlight=key[0],
+                              floor=max(floors) if floors else None)     # the higher floor (all labels)
+        ax1.set_title(f"label efficiency at dim {key[1]}, strength {key[2]:g}\n(thick: {key[0]}; solid: linear, "
+                      "dashed: MLP probe)", fontsize=10)
+        r0 = chosen[0]
+        plot_simplex(r0["etf_means"], r0["etf_ideal"], r0.get("classes"), ax=fig.add_subplot(gs[1]),
+                     title=f"{key[0]}: class means (seed {r0.get('seed', 0)})\nvs the ideal simplex")
+        return fig
+
+    def _missing_figure(self, key: tuple):
+        """No run has these settings: a figure (no axes) that says so and lists the settings that were trained."""
+        trained: dict[str, list[str]] = {}
+        for m, d, st in self._groups():
+            trained.setdefault(str(m), []).append(f"{d} × {st:g}")
+        lines = [f"No run was trained with method {key[0]}, dimension {key[1]}, strength {key[2]:g}.",
+                 "Trained runs (method: dimension × strength):"]
+        lines += [f"    {m}: {', '.join(v)}" for m, v in trained.items()]
+        fig = new_figure()
+        fig.set_size_inches(FIGURE_WIDTH_IN, 0.4 + 0.27 * len(lines))
+        fig.text(0.02, 0.5, "\n".join(lines), ha="left", va="center", fontsize=11, linespacing=1.5)
+        return fig
 
     def _redraw(self, raise_errors: bool = False) -> None:
         self._set_status(self._marker("busy"))
@@ -183,25 +224,8 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
         chosen = self._chosen()
         try:
             self.table.value = self._table_html(key)
-            fig = new_figure()
-            fig.set_size_inches(11.5, 4.0)
-            gs = fig.add_gridspec(1, 2, width_ratios=[1.6, 1.0], left=0.06, right=0.98, bottom=0.14, top=0.88,
-                                  wspace=0.15)
-            ax1 = fig.add_subplot(gs[0])
-            same_setting = [r for r in self.records if int(r["dim"]) == key[1] and float(r["strength"]) == key[2]]
-            floors = [f["linear_label"] for f in self.floors if f.get("linear_label") is not None]
-            plot_label_efficiency(same_setting or chosen, ax=ax1, highlight=key[0],
-                                  floor=max(floors) if floors else None)     # the higher floor (all labels)
-            ax1.set_title(f"label efficiency at dim {key[1]}, strength {key[2]:g} (thick: {key[0]})", fontsize=10)
-            ax2 = fig.add_subplot(gs[1])
-            if chosen:
-                r0 = chosen[0]
-                plot_simplex(r0["etf_means"], r0["etf_ideal"], r0.get("classes"), ax=ax2,
-                             title=f"{key[0]}: class means (seed {r0.get('seed', 0)}) vs simplex")
-            else:
-                ax2.axis("off")
-                ax2.text(0.5, 0.5, "no run with these settings", ha="center", va="center")
-            self.image.value = figure_png(fig, dpi=self.dpi)
+            fig = self._figure(key, chosen) if chosen else self._missing_figure(key)
+            show_figure(self.image, fig, dpi=self.dpi)
         except Exception as e:
             self._show_error("Could not show the runs", e, raise_errors)
             return
@@ -212,14 +236,15 @@ class ProbeExplorer(StatusMixin, widgets.VBox):
             self.summary.value = (
                 '<div style="font-size:14px;line-height:1.5">'
                 f"<b>{html.escape(str(key[0]))}</b>, dimension {key[1]}, strength {key[2]:g}: {len(chosen)} run(s); "
-                f"linear probe {100 * lin:.1f} %, MLP probe {100 * st['mlp_label']:.1f} % &nbsp;·&nbsp; "
-                f"invariance {st['invariance']:.3f} (0 = views coincide), decodability "
-                f"{100 * st['decodability']:.1f} % (which held-out image a view came from), ETF distance "
-                f"{st['etf_distance']:.3f} (instance-level; best −1/(N−1), just below 0, when the two views of "
-                f"every image coincide and the images are centred), effective rank {st['effective_rank']:.1f}.</div>")
+                f"linear probe {_cell(100 * lin, '.1f')} %, MLP probe {_cell(100 * st['mlp_label'], '.1f')} % "
+                f"&nbsp;·&nbsp; invariance {_cell(st['invariance'])} (0 = views coincide), decodability "
+                f"{_cell(100 * st['decodability'], '.1f')} % (which held-out image a view came from), ETF distance "
+                f"{_cell(st['etf_distance'])} (instance-level; best −1/(N−1), just below 0, when the two views of "
+                f"every image coincide and the images are centred), effective rank "
+                f"{_cell(st['effective_rank'], '.1f')}.</div>")
         else:
             self.summary.value = ('<div style="font-size:14px;color:#a33">No run was trained with these settings; '
-                                  "the table lists the ones that were.</div>")
+                                  "the figure and the table list the ones that were.</div>")
         self._state = {"method": key[0], "dim": key[1], "strength": key[2], "runs": len(chosen), "linear": lin,
                        "mlp": st["mlp_label"], **{k: st[k] for k in ("invariance", "decodability", "etf_distance",
                                                                         "effective_rank")}}

@@ -32,7 +32,8 @@ from gpsviz.errors import ConfigError
 from gpsviz.evaluate import fit_ridge
 from gpsviz.plots.cassle import plot_explorer
 from gpsviz.sensitivity import FAMILIES, LoadedRun, _device, augmented_features, load_run, view_similarity
-from gpsviz.widgets.controls import StatusMixin, check_run_dataset, figure_png, index_controls, new_figure, tag
+from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, index_controls,
+                                     new_figure, show_figure, tag)
 
 MARKER = "sensitivity-state"
 #: Descriptor columns shown per family (at most four, so the panel stays readable; for hue, ``hue_sin`` = sin 2πh,
@@ -53,6 +54,8 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
             ``dataset``. probe_images: images of it used.
         families: the family menu. n_views: views per redraw. index, family, strength: the start.
         seed: the views' draw (the same views for both runs).
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError (a ValueError): no runs, unknown family or run name, index or strength out of range.
@@ -61,7 +64,7 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
 
     def __init__(self, dataset, runs: Mapping[str, Any], probe_data=None, *, families: Sequence[str] | None = None,
                  n_views: int = 6, index: int = 0, family: str = "colour", strength: float = 1.0, seed: int = 0,
-                 probe_images: int = 500, dpi: float = 72):
+                 probe_images: int = 500, dpi: float = FIGURE_DPI):
         super().__init__()
 
         self.dataset = dataset
@@ -206,8 +209,9 @@ class SensitivityExplorer(StatusMixin, widgets.VBox):
                     true = r["descriptor"][:, cols].tolist()
                     views = torch.cat([run.augmenter.normalize(img.clone()), r["views"]])
             fig = plot_explorer(views, names, sims, true, pred, SHOWN_COLUMNS[fam], fig=new_figure(),
-                                title=f"image #{idx} · {fam} alone at strength {s:.2f} · {self.n_views} views")
-            self.image.value = figure_png(fig, dpi=self.dpi)
+                                title=f"image #{idx} · {fam} alone at strength {s:.2f} · {self.n_views} views",
+                                width=FIGURE_WIDTH_IN)
+            show_figure(self.image, fig, dpi=self.dpi)
         except Exception as e:
             self._show_error(f"Could not show {fam} at strength {s:.2f}", e, raise_errors)
             return

@@ -14,7 +14,8 @@ The explorer reads the source's mined table (each image's K most similar others 
 for a trained run, the table its loss drew set members from); the threshold and k controls only cut that table
 (no new search), so moving them redraws at once. After each redraw the status line reads
 ``set-state: anchor=<i> threshold=<t> k=<k> size=<n> purity=<p> done`` (``done`` last, written after the figure
-was sent; purity ``nan`` for an empty set); browser tests wait for it.
+was sent; purity ``nan`` for an empty set, in the hidden marker only: the summary then reads "empty set (no member
+above the threshold …)"); browser tests wait for it.
 """
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ from gpsviz.checkpoint import load_checkpoint, resolve_checkpoint_path
 from gpsviz.config import TrainConfig
 from gpsviz.data.loaders import dataset_image_size
 from gpsviz.errors import ConfigError, GpsvizError
-from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR
+from gpsviz.plots.neighbours import DIFF_COLOUR, SAME_COLOUR, mosaic_size
 from gpsviz.plots.spps import plot_semantic_set, plot_set_sizes
 from gpsviz.positives import SemanticSetPositives
 from gpsviz.positives.semantic import set_report
 from gpsviz.runs import load_data
-from gpsviz.widgets.controls import (StatusMixin, check_run_dataset, figure_png, index_controls, new_figure,
-                                     other_index, tag)
+from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, fmt_value,
+                                     index_controls, new_figure, other_index, show_figure, tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "set-state"
@@ -53,6 +54,8 @@ class SetExplorer(StatusMixin, widgets.VBox):
         k: largest set size at start (default: the mined table's width K; the slider runs 1 … K).
         threshold_step: step of the threshold slider.
         seed: seed of the "random" button.
+        dpi: resolution of the figure's PNG (sharpness only: the figure is shown at its nominal size, at most
+            ``controls.MAX_FIGURE_PX`` wide, so its text — at least 9 pt — shows at that size).
 
     Raises:
         ConfigError (a ValueError): an unprepared source, a table that does not fit the dataset, anchor, k or
@@ -60,7 +63,7 @@ class SetExplorer(StatusMixin, widgets.VBox):
     """
 
     def __init__(self, dataset, source, *, anchor: int = 0, threshold: float | None = None, k: int | None = None,
-                 threshold_step: float = 0.005, seed: int = 0, ncols: int = 8, dpi: float = 80):
+                 threshold_step: float = 0.005, seed: int = 0, ncols: int = 8, dpi: float = FIGURE_DPI):
         super().__init__()
         if getattr(source, "table", None) is None:
             raise ConfigError("SetExplorer: the source has no sets yet; call source.prepare(dataset) (or use "
@@ -183,6 +186,28 @@ class SetExplorer(StatusMixin, widgets.VBox):
             s += f" size={size} purity={_fmt(purity)}"
         return f"{s} {end}"
 
+    # ------------------------------------------------------------------ drawing
+    def _figure(self, anchor: int, members: torch.Tensor, rep, threshold: float, k: int, size: int):
+        """The anchor's set (a mosaic as wide as an explorer shows a figure at its nominal size) above the
+        histogram of set sizes (this set's size drawn darker)."""
+        fig = new_figure()
+        ncols = max(1, min(self.ncols, k))
+        width_u, height_u = mosaic_size(size, ncols, distances=False)
+        tile = min(1.25, 0.99 * FIGURE_WIDTH_IN / width_u)
+        mosaic = fig.add_axes((0, 0, 1, 1))                  # placed below, once the title's lines are known
+        plot_semantic_set(self.dataset, anchor, members, rep.sims[anchor], threshold=threshold, ax=mosaic,
+                          ncols=ncols)
+        lines = mosaic.get_title(loc="left").count("\n") + 1
+        title_in, mosaic_in = 0.15 + 0.22 * lines, height_u * tile
+        hist_in = 0.4 + 1.7 + 0.6                              # title, bars, ticks and label
+        gap = 0.15
+        width, height = FIGURE_WIDTH_IN, title_in + mosaic_in + gap + hist_in
+        fig.set_size_inches(width, height)
+        mosaic.set_position((0.005, 1 - (title_in + mosaic_in) / height, 0.99, mosaic_in / height))
+        hist = fig.add_axes((0.8 / width, 0.6 / height, (width - 1.0) / width, 1.7 / height))
+        plot_set_sizes(rep.sizes, k=k, ax=hist, highlight=size)
+        return fig
+
     # ------------------------------------------------------------------ events
     def _on_random(self, _button=None) -> None:
         self.anchor_slider.value = other_index(self._rng, self.n, int(self.anchor_slider.value))
@@ -196,23 +221,23 @@ class SetExplorer(StatusMixin, widgets.VBox):
             members = rep.members[anchor]
             keep = members >= 0
             size, pur = int(rep.sizes[anchor]), float(rep.anchor_purity[anchor])
-            fig = new_figure()
-            fig.set_size_inches(14.5, 3.4)
-            gs = fig.add_gridspec(1, 2, width_ratios=[3.2, 1.0], left=0.01, right=0.99, bottom=0.16, top=0.8,
-                                  wspace=0.12)
-            plot_semantic_set(self.dataset, anchor, members, rep.sims[anchor], threshold=threshold,
-                              ax=fig.add_subplot(gs[0]), ncols=max(1, min(self.ncols, k)))
-            plot_set_sizes(rep.sizes, k=k, ax=fig.add_subplot(gs[1]), highlight=size)
-            self.image.value = figure_png(fig, dpi=self.dpi)
+            fig = self._figure(anchor, members, rep, threshold, k, size)
+            show_figure(self.image, fig, dpi=self.dpi)
         except Exception as e:
             self._show_error("Could not show the set", e, raise_errors)
             return
         n_same = int((self.labels[members[keep]] == self.labels[anchor]).sum())
+        if size:
+            this = (f"{size} member(s) with cosine ≥ {threshold:.3f} among the {k} most similar images; "
+                    f"purity {fmt_value(pur, missing='n/a (no labels)')} ({n_same}/{size} share the anchor's class)")
+        else:
+            this = (f"empty set (no member above the threshold: none of the {k} most similar images has cosine "
+                    f"≥ {threshold:.3f})")
         self.summary.value = (
             '<div style="font-size:14px;line-height:1.5">'
-            f"<b>This set:</b> {size} member(s) with cosine ≥ {threshold:.3f} among the {k} most similar images; "
-            f"purity {_fmt(pur)} ({n_same}/{size} share the anchor's class) &nbsp;·&nbsp; "
-            f"<b>all {self.n} images:</b> set purity {_fmt(rep.purity)}, mean set size {rep.mean_size:.2f}, "
+            f"<b>This set:</b> {this} &nbsp;·&nbsp; "
+            f"<b>all {self.n} images:</b> set purity {fmt_value(rep.purity, missing='n/a (every set is empty)')}, "
+            f"mean set size {rep.mean_size:.2f}, "
             f"{rep.empty:.0%} empty (SPPS then adds views of the anchor itself)<br>"
             f'<span style="color:{SAME_COLOUR}">■ green frame ✓</span> = same class (a true semantic positive), '
             f'<span style="color:{DIFF_COLOUR}">■ red frame ✗</span> = another class (a false positive SPPS would '

@@ -1,4 +1,5 @@
-"""Every notebook executes top to bottom in smoke mode (GPSVIZ_SMOKE=1) without a failing cell."""
+"""Every notebook executes top to bottom in smoke mode (GPSVIZ_SMOKE=1) without a failing cell; then the gallery
+(scripts/gallery.py) is built from those executed notebooks and every page is opened in Chromium."""
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     os.environ.pop("MPLBACKEND", None)      # an Agg backend in the environment would strip inline figures
     os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "numba-cache"))
     try:
-        client = NotebookClient(nb, timeout=600, kernel_name="python3",
+        client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute()
     finally:
@@ -38,3 +39,37 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     out = ROOT / "test-artifacts" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out / path.name)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(900)
+def test_gallery_pages_render(chromium_page, tmp_path):
+    """The gallery built from the notebooks the test above executed (smoke mode): every page opens in Chromium
+    with its widgets rendered from the embedded state, and without "Loading widget", "Error displaying widget", a
+    traceback or an empty figure."""
+    import subprocess
+    import sys
+
+    executed = ROOT / "test-artifacts" / "notebooks"
+    missing = [p.name for p in NOTEBOOKS if not (executed / p.name).is_file()]
+    assert not missing, f"run the notebook tests first (they write {executed}): missing {missing}"
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "gallery.py"), "--executed", str(executed),
+                        "--out", str(site)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    pages = sorted(site.glob("[0-9][0-9]_*.html"))
+    assert len(pages) == len(NOTEBOOKS) and (site / "index.html").is_file()
+    page = chromium_page
+    for html_page in pages:
+        page.goto(html_page.as_uri())
+        page.wait_for_load_state("load")
+        page.wait_for_function("() => !document.body.innerText.includes('Loading widget')", timeout=60_000)
+        text = page.inner_text("body")
+        assert "Rendered in smoke mode" in text, html_page.name
+        for bad in ("Error displaying widget", "Traceback (most recent call last)", "Loading widget"):
+            assert bad not in text, f"{html_page.name}: {bad!r} on the page"
+        sizes = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])")
+        assert sizes and all(w > 10 and h > 10 for w, h in sizes), f"{html_page.name}: an empty figure {sizes}"
+        widgets = page.eval_on_selector_all(".jupyter-widgets", "els => els.length")
+        declared = html_page.read_text().count("application/vnd.jupyter.widget-view+json")
+        assert widgets >= (1 if declared else 0), f"{html_page.name}: {declared} widget views declared, none drawn"
