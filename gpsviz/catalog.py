@@ -181,14 +181,13 @@ def _priors() -> list[str]:
 def _datasets() -> list[str]:
     rows = []
     for name in available_datasets():
-        spec = _DATASETS.get(name, {})
+        spec = _DATASETS[name]
         aliases = sorted(a for a, n in _ALIASES.items() if n == name)
-        splits = spec.get("splits")
         rows.append([f"`{name}`",
                      ", ".join(f"`{a}`" for a in aliases),
-                     ", ".join(f"`{s}`" for s in splits) if splits else "from the options (held-out split rules)",
-                     ", ".join(f"`{o}`" for o in spec.get("options", ())),
-                     spec.get("description", "")])
+                     ", ".join(f"`{s}`" for s in spec.splits) if spec.splits else "from the options (held-out split rules)",
+                     ", ".join(f"`{o}`" for o in spec.options),
+                     summary(spec.load)])
     intro = ("`gpsviz.data.available_datasets()` (`load_dataset(name, split, **options)`, `--data NAME --data-opt "
              "KEY=VALUE`).")
     return _section("Datasets", intro, _table(("name", "aliases", "splits", "options", "description"), rows))

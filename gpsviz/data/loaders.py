@@ -33,8 +33,9 @@ import hashlib
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -50,17 +51,37 @@ USER_SPLIT_OPTIONS = ("holdout", "holdout_seed", "test_is_train")
 SHAPES_CACHE_VERSION = 2
 SHAPES_DEFAULT_N = {"train": 10000, "test": 2000}
 
-_DATASETS: dict[str, dict[str, Any]] = {
-    "shapes": dict(splits=("train", "test"),
-                   options=("n", "seed", "clutter", "colour_shift", "size", "variant", "cache")),
-    "fashion-mnist": dict(splits=("train", "test"), options=("n",)),
-    "cifar10": dict(splits=("train", "test"), options=("n",)),
-    "cifar100": dict(splits=("train", "test"), options=("n",)),
-    "stl10": dict(splits=("train", "test", "unlabeled"), options=("n", "size")),
-    "folder": dict(splits=None, options=("path", "size") + USER_SPLIT_OPTIONS),
-    "arrays": dict(splits=None, options=("images", "labels", "classes", "name", "test_images", "test_labels")
-                   + USER_SPLIT_OPTIONS),
-}
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: ``load(split, root, download, options) -> ImageDataset`` (split and options already
+    checked), its splits (None: any name, the user's own data), its option names, and ``size(options)``: the
+    image width in pixels without loading (None when it cannot be told)."""
+
+    name: str
+    load: Callable[[str, Path | None, bool, dict[str, Any]], ImageDataset]
+    splits: tuple[str, ...] | None
+    options: tuple[str, ...]
+    size: Callable[[dict[str, Any]], int | None]
+
+
+#: Every dataset :func:`load_dataset` knows, in registration order (filled by :func:`register_dataset`).
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, *, splits: Sequence[str] | None, options: Sequence[str],
+                     size: Callable[[dict[str, Any]], int | None]) -> Callable:
+    """Decorator: register ``load(split, root, download, options) -> ImageDataset`` as the dataset ``name`` — the
+    same idiom as ``register_prior``, ``register_experiment`` and the ingredient registries. Another function
+    under a taken name is a DataError."""
+    def deco(load: Callable) -> Callable:
+        old = _DATASETS.get(name)
+        if old is not None and (old.load.__module__, old.load.__qualname__) != (load.__module__, load.__qualname__):
+            raise DataError(f"dataset name {name!r} is already registered to {old.load.__qualname__}")
+        _DATASETS[name] = DatasetSpec(name, load, None if splits is None else tuple(splits), tuple(options), size)
+        return load
+    return deco
+
+
 _ALIASES = {
     "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
     "fashion": "fashion-mnist", "cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100",
@@ -230,71 +251,32 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     """
     key = canonical_name(name)
     spec = _DATASETS[key]
-    unknown = sorted(set(options) - set(spec["options"]))
+    unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise DataError(f"dataset {key!r} has no option {', '.join(map(repr, unknown))}; "
-                        f"its options are: {', '.join(spec['options']) or 'none'}")
-    split = str(split).strip().lower() if spec["splits"] is not None else str(split)
-    if spec["splits"] is None and split.strip().lower() in ("train", "test", *_SPLIT_ALIASES):
+                        f"its options are: {', '.join(spec.options) or 'none'}")
+    split = str(split).strip().lower() if spec.splits is not None else str(split)
+    if spec.splits is None and split.strip().lower() in ("train", "test", *_SPLIT_ALIASES):
         split = _SPLIT_ALIASES.get(split.strip().lower(), split.strip().lower())   # user data: val → test
-    if spec["splits"] is not None:
+    if spec.splits is not None:
         split = _SPLIT_ALIASES.get(split, split)
-        if split not in spec["splits"]:
-            raise DataError(f"dataset {key!r} has no split {split!r}; valid splits: {', '.join(spec['splits'])}")
+        if split not in spec.splits:
+            raise DataError(f"dataset {key!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}")
     n = options.get("n")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise DataError(f"option n must be a positive integer (number of images), got {n!r}")
-    if key == "shapes":
-        return load_shapes(split, root=root, **options)
-    if key in ("folder", "arrays"):
-        return _load_user(key, split, options)
-    folder = data_root(root)
-    if key == "fashion-mnist":
-        return formats.load_fashion_mnist(split, folder, download=download, n=n)
-    if key in ("cifar10", "cifar100"):
-        return formats.load_cifar(key, split, folder, download=download, n=n)
-    size = options.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise DataError(f"stl10: option size must be a positive integer (e.g. 32 or 64), got {size!r}")
-    return formats.load_stl10(split, folder, download=download, n=n, size=size)
+    return spec.load(split, None if root is None else Path(root), download, options)
 
 
 def dataset_image_size(name: str, options: dict[str, Any] | None = None) -> int | None:
     """The width in pixels (:attr:`ImageDataset.image_size`) of a dataset's images, from its name and options
     without loading it: shapes ``size`` (32), Fashion-MNIST 28, CIFAR 32, STL-10 ``size`` (96), a folder's
     ``size`` or its first image's header, arrays' shape. None when it cannot be told (e.g. a missing folder)."""
-    key = canonical_name(name)
     options = dict(options or {})
-    size = options.get("size")
     try:
-        if key == "shapes":
-            return int(size) if size is not None else 32
-        if key == "fashion-mnist":
-            return 28
-        if key in ("cifar10", "cifar100"):
-            return 32
-        if key == "stl10":
-            return int(size) if size is not None else 96
-        if key == "folder":
-            if size is not None:
-                return _parse_size(size)[1]
-            if options.get("path") is None:
-                return None
-            path = Path(options["path"]).expanduser()
-            hw = folder_image_size(path / "train" if (path / "train").is_dir() else path)
-            return None if hw is None else hw[1]
-        if options.get("images") is None:
-            return None
-        return int(_images_to_nchw(_as_tensor(options["images"], "images"), "arrays").shape[-1])
+        return _DATASETS[canonical_name(name)].size(options)
     except (DataError, TypeError, ValueError):
         return None
-
-
-def _load_user(key: str, split: str, options: dict[str, Any]) -> ImageDataset:
-    """``folder`` and ``arrays`` datasets (the user's own data; splits as :mod:`gpsviz.data.splits` says)."""
-    if key == "folder":
-        return load_folder_split(split, options)
-    return load_arrays_split(split, options)
 
 
 def load_splits(name: str, options: dict[str, Any] | None = None) -> tuple[ImageDataset, ImageDataset]:
@@ -304,8 +286,79 @@ def load_splits(name: str, options: dict[str, Any] | None = None) -> tuple[Image
     naming ``path/test``, ``test_images``, ``holdout=`` and ``test_is_train=``)."""
     options = dict(options or {})
     key = canonical_name(name)
-    if key == "folder" and not set(options) - set(_DATASETS[key]["options"]):
+    if key == "folder" and not set(options) - set(_DATASETS[key].options):
         check_folder_splits(options)
-    elif key == "arrays" and not set(options) - set(_DATASETS[key]["options"]):
+    elif key == "arrays" and not set(options) - set(_DATASETS[key].options):
         check_arrays_splits(options)
     return load_dataset(name, "train", **options), load_dataset(name, "test", **options)
+
+
+# ---------------------------------------------------------------------------------------------- built-in datasets
+def _folder_size(options: dict[str, Any]) -> int | None:
+    if options.get("size") is not None:
+        return _parse_size(options["size"])[1]
+    if options.get("path") is None:
+        return None
+    path = Path(options["path"]).expanduser()
+    hw = folder_image_size(path / "train" if (path / "train").is_dir() else path)
+    return None if hw is None else hw[1]
+
+
+def _arrays_size(options: dict[str, Any]) -> int | None:
+    if options.get("images") is None:
+        return None
+    return int(_images_to_nchw(_as_tensor(options["images"], "images"), "arrays").shape[-1])
+
+
+def _stl_size(options: dict[str, Any]) -> int | None:
+    size = options.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise DataError(f"stl10: option size must be a positive integer (e.g. 32 or 64), got {size!r}")
+    return 96 if size is None else int(size)
+
+
+@register_dataset("shapes", splits=("train", "test"),
+                  options=("n", "seed", "clutter", "colour_shift", "size", "variant", "cache"),
+                  size=lambda o: int(o["size"]) if o.get("size") is not None else 32)
+def _shapes(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """The procedural shapes world: 10 shape classes with known factors (colour, position, background, …)."""
+    return load_shapes(split, root=root, **options)
+
+
+@register_dataset("fashion-mnist", splits=("train", "test"), options=("n",), size=lambda o: 28)
+def _fashion_mnist(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """Fashion-MNIST, 28 px grey (IDX files; offline from the Debian package dataset-fashion-mnist)."""
+    return formats.load_fashion_mnist(split, data_root(root), download=download, n=options.get("n"))
+
+
+@register_dataset("cifar10", splits=("train", "test"), options=("n",), size=lambda o: 32)
+def _cifar10(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """CIFAR-10, 32 px colour, 10 classes (the python pickles)."""
+    return formats.load_cifar("cifar10", split, data_root(root), download=download, n=options.get("n"))
+
+
+@register_dataset("cifar100", splits=("train", "test"), options=("n",), size=lambda o: 32)
+def _cifar100(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """CIFAR-100, 32 px colour, 100 fine classes; the 20 superclasses are the factor ``superclass``."""
+    return formats.load_cifar("cifar100", split, data_root(root), download=download, n=options.get("n"))
+
+
+@register_dataset("stl10", splits=("train", "test", "unlabeled"), options=("n", "size"), size=_stl_size)
+def _stl10(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """STL-10, 96 px colour (``size`` resizes), with its unlabeled split."""
+    size = _stl_size(options) if options.get("size") is not None else None
+    return formats.load_stl10(split, data_root(root), download=download, n=options.get("n"), size=size)
+
+
+@register_dataset("folder", splits=None, options=("path", "size") + USER_SPLIT_OPTIONS, size=_folder_size)
+def _folder(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """The user's own images in class folders (``path/train``, ``path/test``; held-out split rules)."""
+    return load_folder_split(split, options)
+
+
+@register_dataset("arrays", splits=None,
+                  options=("images", "labels", "classes", "name", "test_images", "test_labels") + USER_SPLIT_OPTIONS,
+                  size=_arrays_size)
+def _arrays(split: str, root: Path | None, download: bool, options: dict[str, Any]) -> ImageDataset:
+    """The user's own images as arrays (``images``, ``labels``, ``test_images``; held-out split rules)."""
+    return load_arrays_split(split, options)
