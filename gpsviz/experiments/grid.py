@@ -410,6 +410,13 @@ class NotebookRuns:
         return [{"name": name, "aug": self.configs[name].aug, "history": load_checkpoint(run)["history"]}
                 for name, run in self.runs.items()]
 
+    def shown(self, table: Any = None) -> Any:
+        """``table`` (default :attr:`table`) as a notebook shows it: numbers to 2 decimals, no index, and a value a
+        row does not have (a floor's set purity, a target a world lacks) as "–", never NaN. A pandas Styler; the
+        data stay numeric in :attr:`table`."""
+        t = self.table if table is None else table
+        return t.style.format(precision=2, na_rep="–").hide(axis="index")
+
     def result(self, method: str, column: str) -> float:
         """One number of :attr:`table` (percent), e.g. ``result("SimCLR", "linear label %")``."""
         row = self.table[self.table["method"] == method]

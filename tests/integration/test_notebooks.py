@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -36,6 +37,12 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path):
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                  if "image/png" in o.get("data", {}))
     assert images >= 2, f"{path.name} produced only {images} inline figures"
+    # a student never reads NaN in a table (a missing value shows as "–"), nor a Python error
+    shown = [(i, "".join(o.get("data", {}).get("text/html", "")) or "".join(o.get("data", {}).get("text/plain", "")))
+             for i, c in enumerate(nb.cells) if c.cell_type == "code" for o in c.get("outputs", [])
+             if o.get("output_type") in ("execute_result", "display_data")]
+    nan = [i for i, text in shown if re.search(r"(?<![\w-])(NaN|nan)(?![\w-])", text)]
+    assert not nan, f"{path.name}: NaN shown in the output of cells {nan}"
     out = ROOT / "test-artifacts" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out / path.name)
