@@ -3,6 +3,7 @@ from gpsviz.plots.augment import plot_views
 from gpsviz.plots.data import plot_image_grid, to_display
 from gpsviz.plots.dubois import (plot_accuracy_sweep, plot_condition_bars, plot_conditions_vs_accuracy,
                                  plot_label_efficiency, plot_simplex, plot_spectra)
+from gpsviz.plots.embedding import EmbeddingMap, Tile, TileRow, plot_embedding_explorer
 from gpsviz.plots.neighbours import (plot_ball_sizes, plot_distance_histogram, plot_neighbours, plot_purity_curves,
                                      plot_purity_vs_accuracy)
 from gpsviz.plots.spps import plot_gps_vs_spps, plot_purity_size, plot_semantic_set, plot_set_sizes
@@ -18,4 +19,6 @@ __all__ = ["plot_views", "plot_image_grid", "to_display", "plot_neighbours", "pl
            "plot_simplex", "plot_label_efficiency", "plot_accuracy_sweep", "plot_conditions_vs_accuracy",
            "plot_condition_bars", "plot_spectra",
            # UOTA
-           "plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training"]
+           "plot_ranked_views", "plot_weight_histogram", "plot_auroc_over_training",
+           # the embedding explorer
+           "plot_embedding_explorer", "EmbeddingMap", "Tile", "TileRow"]

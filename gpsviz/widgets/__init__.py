@@ -4,6 +4,7 @@
 * :class:`AugmentExplorer` -- an image beside its augmented views and their parameters.
 * :class:`SetExplorer` -- an anchor's SPPS semantic set for any threshold and k, its purity, the set sizes.
 * :class:`SensitivityExplorer` -- a baseline's and a CASSLE backbone's similarity of augmented views to the clean image.
+* :class:`EmbeddingExplorer` -- two runs' embeddings as linked 2-D maps; a point's neighbours, positives and views.
 
 Each writes a machine-readable status marker after every redraw (``explorer-state: ... done``,
 ``augment-state: ... done``) that the browser tests wait for: visually hidden, but in the page's text. Figures are
@@ -23,3 +24,6 @@ __all__ += ["ProbeExplorer"]  # probe_explorer
 from gpsviz.widgets.ood_explorer import OODExplorer  # noqa: E402  (UOTA: views ranked by weight vs coverage)
 
 __all__ += ["OODExplorer"]  # ood_explorer
+from gpsviz.widgets.embedding_explorer import EmbeddingExplorer  # noqa: E402  (2-D maps of two runs, linked)
+
+__all__ += ["EmbeddingExplorer"]  # embedding_explorer

@@ -24,6 +24,7 @@ Set ``GPSVIZ_CHROMIUM`` to use another Chromium binary.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -32,8 +33,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -171,6 +174,33 @@ def _terminate(proc: subprocess.Popen, grace: float = 15.0) -> None:
             pass
 
 
+def _server_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of a notebook server and its kernels: smoke mode, the repository's data and numba caches
+    (unless set), the repository on ``PYTHONPATH``, no ``MPLBACKEND`` (it would strip inline figures), then
+    ``env``."""
+    full_env = dict(os.environ)
+    full_env.pop("MPLBACKEND", None)
+    full_env["GPSVIZ_SMOKE"] = "1"
+    full_env.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "numba-cache"))
+    full_env.setdefault("GPSVIZ_DATA", str(ROOT / "data"))
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p)
+    full_env.update(env or {})
+    return full_env
+
+
+def _wait_until_up(url: "ServedNotebook", probe: str, server: str, name: str, timeout: float) -> None:
+    """Poll ``probe`` until it answers 200; a server that exits or stays silent for ``timeout`` s raises with the
+    tail of its log."""
+    deadline = time.monotonic() + timeout
+    while _http_status(probe, timeout=2.0) != 200:
+        if url.process.poll() is not None:
+            raise RuntimeError(f"{server} exited with code {url.process.returncode} before serving {name}:\n"
+                               f"{url.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server} did not answer within {timeout:.0f} s:\n{url.log()[-3000:]}")
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def serve_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None, timeout: float = 120.0,
                    cell_timeout: int = 600) -> Iterator[ServedNotebook]:
@@ -195,13 +225,7 @@ def serve_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None
     if not nb.is_file():
         raise FileNotFoundError(f"serve_notebook: no notebook at {nb}")
     port, token = free_port(), secrets.token_hex(16)
-    full_env = dict(os.environ)
-    full_env.pop("MPLBACKEND", None)
-    full_env["GPSVIZ_SMOKE"] = "1"
-    full_env.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "numba-cache"))
-    full_env.setdefault("GPSVIZ_DATA", str(ROOT / "data"))
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p)
-    full_env.update(env or {})
+    full_env = _server_env(env)
     Path(full_env["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"voila-{nb.stem}-{port}.log"
@@ -218,15 +242,7 @@ def serve_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None
     url = ServedNotebook(f"{base}/?token={token}")
     url.base, url.token, url.log_path, url.process = base, token, log_path, proc
     try:
-        deadline = time.monotonic() + timeout
-        # a static file: answers as soon as the server is up, without starting a kernel
-        while _http_status(f"{base}/voila/static/voila.js", timeout=2.0) != 200:
-            if proc.poll() is not None:
-                raise RuntimeError(f"Voilà exited with code {proc.returncode} before serving {nb.name}:\n"
-                                   f"{url.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Voilà did not answer within {timeout:.0f} s:\n{url.log()[-3000:]}")
-            time.sleep(0.25)
+        _wait_until_up(url, f"{base}/voila/static/voila.js", "Voilà", nb.name, timeout)   # static: no kernel
         yield url
     except BaseException:
         # pytest shows captured stderr of a failed test: the server log tells why a cell or kernel failed
@@ -427,3 +443,94 @@ __all__ = [
     "press_slider", "require_browser", "screenshot", "select_dropdown", "serve_notebook", "set_int_text",
     "token_is_required", "unavailable", "wait_for_images", "wait_for_text", "wait_until_executed",
 ]
+
+
+# ------------------------------------------------------------------------------------------------ JupyterLab
+#: Settings of the temporary JupyterLab user (``JUPYTERLAB_SETTINGS_DIR``): every cell stays in the page (the page
+#: text holds every widget's marker), no autosave (the tested notebook in the checkout keeps no outputs), and no
+#: request to the internet (news, update checks, the extension manager's PyPI listing).
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                        "checkForUpdates": False},
+    "@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings": {"enabled": False},
+}
+
+
+@contextlib.contextmanager
+def serve_lab(path: str | os.PathLike, env: Mapping[str, str] | None = None,
+              timeout: float = 120.0) -> Iterator[ServedNotebook]:
+    """Serve the repository with JupyterLab on 127.0.0.1 (free port, random token) and yield the URL that opens
+    ``path`` in it (``/lab/tree/<notebook>?token=<token>``), with ``base``, ``token``, ``log_path``, ``process``.
+
+    Args:
+        path: the notebook, inside the repository (relative paths are taken from the repository root, which is
+            the server's root folder).
+        env: extra environment variables for the server and its kernels. Set by default, as for
+            :func:`serve_notebook`: ``GPSVIZ_SMOKE=1``, ``NUMBA_CACHE_DIR`` and ``GPSVIZ_DATA`` (unless already
+            set), ``PYTHONPATH`` with the repository, ``MPLBACKEND`` removed. ``JUPYTER_CONFIG_DIR``,
+            ``JUPYTER_DATA_DIR``, ``JUPYTER_RUNTIME_DIR``, ``JUPYTERLAB_SETTINGS_DIR``,
+            ``JUPYTERLAB_WORKSPACES_DIR`` and ``IPYTHONDIR`` point into a temporary folder (removed afterwards), so
+            no user state leaks in or out; its lab settings are :data:`LAB_SETTINGS`. The notebook's checkpoint
+            (JupyterLab makes one when it opens a file) goes there too.
+        timeout: seconds to wait for the server to answer ``/api/status``.
+
+    Unlike Voilà, JupyterLab runs nothing by itself: open the URL, then run the cells (e.g. the menu Run → Run All
+    Cells). The server and every kernel it started are terminated when the block exits, whatever happened inside.
+    """
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        unavailable("the Python package jupyterlab is not installed (pip install jupyterlab)")
+    nb = Path(path)
+    if not nb.is_absolute():
+        nb = ROOT / nb
+    if not nb.is_file():
+        raise FileNotFoundError(f"serve_lab: no notebook at {nb}")
+    try:
+        rel = nb.resolve().relative_to(ROOT.resolve())
+    except ValueError:
+        raise ValueError(f"serve_lab: {nb} is outside the repository {ROOT}, the server's root folder; copy the "
+                         f"notebook into the repository (e.g. tests/browser/notebooks/)") from None
+    port, token = free_port(), secrets.token_hex(16)
+    state = Path(tempfile.mkdtemp(prefix="gpsviz-lab-"))
+    full_env = _server_env({})
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
+                     ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"), ("IPYTHONDIR", "ipython")):
+        full_env[var] = str(state / sub)
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    full_env.update(env or {})
+    for name, values in LAB_SETTINGS.items():
+        f = Path(full_env["JUPYTERLAB_SETTINGS_DIR"]) / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(values))
+    Path(full_env["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"jupyterlab-{nb.stem}-{port}.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=None", "--ServerApp.open_browser=False",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--FileCheckpoints.checkpoint_dir={state / 'checkpoints'}",      # not .ipynb_checkpoints/ in the checkout
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    url = ServedNotebook(f"{base}/lab/tree/{urllib.parse.quote(rel.as_posix())}?token={token}")
+    url.base, url.token, url.log_path, url.process = base, token, log_path, proc
+    try:
+        _wait_until_up(url, f"{base}/api/status?token={token}", "JupyterLab", nb.name, timeout)
+        yield url
+    except BaseException:
+        sys.stderr.write(f"\n--- JupyterLab log ({log_path}), last lines ---\n{url.log()[-4000:]}\n")
+        raise
+    finally:
+        _terminate(proc)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+__all__ += ["LAB_SETTINGS", "serve_lab"]

@@ -31,7 +31,7 @@ from gpsviz.widgets import controls
 matplotlib.use("Agg")
 
 MODULES = ("augment_explorer", "neighbour_explorer", "set_explorer", "ood_explorer", "sensitivity_explorer",
-           "probe_explorer")
+           "probe_explorer", "embedding_explorer")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
