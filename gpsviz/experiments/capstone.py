@@ -66,11 +66,21 @@ def notebook_runs(methods: Sequence[str] | dict[str, dict] | None = None, *, see
     """Every built-in recipe (:data:`BUILTIN_RECIPES`; ``methods`` a subset of their names, the ceiling named
     "supcon (ceiling)") trained on one world at one budget (module docstring), probed for ``targets`` (default:
     the label) beside the floors. The table adds each method's five slot choices. Runs live under
-    ``<data>/runs/nb07-<recipe>-<config key>``."""
+    ``<data>/runs/nb07-<recipe>-<config key>``; the UOTA and CASSLE runs record the views of their first
+    :data:`RECORDED` training images (``view_weights.pt``), which the embedding explorer shows."""
     known = {_name(r): (r, {}) for r in BUILTIN_RECIPES}
     return _with_slots(train_notebook_runs("nb07", method_configs(known, methods, _budget(smoke, overrides), seed),
                                            targets=targets or ("label",), floors=floors, seed=seed, root=root,
-                                           progress=progress))
+                                           progress=progress, record_views=RECORDED, record_if=_records))
+
+
+#: Training images whose views the UOTA and CASSLE runs record (for the embedding explorer).
+RECORDED = 64
+
+
+def _records(cfg: TrainConfig) -> bool:
+    """Runs whose views are worth recording: UOTA weighs them, CASSLE's head reads their augmentation."""
+    return cfg.weighting == "uota" or cfg.head == "conditioned"
 
 
 def ablation_runs(recipe: str, *, seed: int = 0, smoke: bool | None = None, targets: Sequence[str] | None = None,

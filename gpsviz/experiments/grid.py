@@ -34,6 +34,8 @@ from gpsviz.runs import evaluate_run, load_data, train_or_resume
 from gpsviz.stats import mean_sd
 from gpsviz.train import train
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root, read_json, read_json_cache, smoke_mode
+from gpsviz.view_weights import FILE_NAME as VIEW_LOG
+from gpsviz.view_weights import ViewWeightRecorder
 
 __all__ = ["NotebookRuns", "notebook_budget", "merge_fields", "chosen_methods", "method_configs", "train_notebook_runs", "Cell", "SCALES", "FULL_DATA", "GPS_PRIOR", "Experiment", "EXPERIMENTS", "register_experiment",
            "cell_config", "cell_run_dir", "same_config", "read_finished", "run_cell", "floor_rows",
@@ -468,12 +470,16 @@ def method_configs(known: dict[str, tuple[str, dict[str, Any]]], methods: Sequen
 def train_notebook_runs(notebook: str, specs: Sequence[tuple[str, TrainConfig]], *,
                         targets: Sequence[str] = ("label",), probes: Sequence[str] = ("linear", "knn"),
                         floors: bool = True, seed: int = 0, root: str | Path | None = None,
-                        progress: bool = True) -> NotebookRuns:
+                        progress: bool = True, record_views: int = 0,
+                        record_if: Callable[[TrainConfig], bool] | None = None) -> NotebookRuns:
     """Train (or reload) a notebook's runs and probe them: the shared body of every ``notebook_runs``.
 
     ``specs``: (method name, config); each run lives in ``<data>/runs/<notebook>-<recipe>-<config key>``, so
     re-running a cell reloads it. All runs are probed on the first config's data (``targets`` × ``probes``),
-    and with ``floors`` the same probes run on raw pixels and an untrained network of that data (seed ``seed``)."""
+    and with ``floors`` the same probes run on raw pixels and an untrained network of that data (seed ``seed``).
+    ``record_views`` > 0: runs for which ``record_if(config)`` holds (default: all) record the views of their first
+    ``record_views`` training images while they train (``view_weights.pt``: the weights and augmentation parameters
+    the loss used; a run finished before is reloaded as it is, without a record)."""
     if not specs:
         raise ConfigError(f"{notebook}: no method to train")
     runs: dict[str, Path] = {}
@@ -481,7 +487,11 @@ def train_notebook_runs(notebook: str, specs: Sequence[tuple[str, TrainConfig]],
     data = load_data(specs[0][1])
     rows = []
     for name, cfg in specs:
-        run = train_or_resume(cfg, f"{notebook}-{cfg.recipe}", root=root, progress=progress)
+        callbacks = []
+        if record_views > 0 and (record_if is None or record_if(cfg)):
+            folder = data_root(root) / "runs" / f"{notebook}-{cfg.recipe}-{cfg.key()}"   # train_or_resume's
+            callbacks.append(ViewWeightRecorder(probe=record_views, path=folder / VIEW_LOG))
+        run = train_or_resume(cfg, f"{notebook}-{cfg.recipe}", root=root, progress=progress, callbacks=callbacks)
         runs[name], configs[name] = run.out_dir, cfg
         res = evaluate_run(run.out_dir, targets=list(targets), probes=tuple(probes), data=data)
         rows.append({"method": name, "aug": cfg.aug, **_percent_columns(res, targets, probes)})

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from gpsviz.augment import Augmenter
-from gpsviz.augment.params import AugParams
+from gpsviz.augment.params import PARAM_NAMES, AugParams
 from gpsviz.checkpoint import backbone_of, load_checkpoint, resolve_checkpoint_path
 from gpsviz.errors import ConfigError
 from gpsviz.features import extract_features
@@ -342,8 +342,8 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
         return out
 
     def views(self, run: str, point: int) -> dict[str, Any] | None:
-        """The views of row ``point`` the run recorded in its last epoch (None: the run recorded no views, i.e.
-        it is not a UOTA run): ``epoch``, ``weights`` (w = UOTA weight × M, 1 = uniform), ``global``, ``slot``,
+        """The views of row ``point`` the run recorded in its last epoch (None: the run recorded no views — only
+        runs trained with a ``ViewWeightRecorder`` do, e.g. notebook 07's UOTA and CASSLE runs): ``epoch``, ``weights`` (w = UOTA weight × M, 1 = uniform), ``global``, ``slot``,
         ``params`` (AugParams values, plan order); empty lists when the image has no views in that epoch;
         ``probe`` (the recorded rows)."""
         self._check_run(run, "run")
@@ -357,6 +357,29 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
         return {"epoch": epoch, "weights": log.scores()[idx].tolist(), "global": log.data["is_global"][idx].tolist(),
                 "slot": log.data["slot"][idx].tolist(), "params": log.data["params"][idx], "probe": log.rows,
                 "applied": bool(log.data["applied"][idx].any()) if len(idx) else False}
+
+    def _descriptor_html(self, run: str, point: int) -> str:
+        """For a CASSLE run (conditioned head) that recorded views of ``point``: what its head read about each
+        view — the augmentation parameters its descriptor is built from — as one HTML line per view; "" else."""
+        if self._runs[run]["config"].get("head") != "conditioned":
+            return ""
+        v = self.views(run, point)
+        if not v or not v["weights"]:
+            return ""
+        h, w = (int(x) for x in self.dataset.images.shape[-2:])
+        lines = []
+        for j, row in enumerate(v["params"].tolist()):
+            p = dict(zip(PARAM_NAMES, row))
+            jitter = (f"brightness ×{p['brightness']:.2f}, contrast ×{p['contrast']:.2f}, saturation "
+                      f"×{p['saturation']:.2f}, hue {p['hue']:+.2f} turn" if p["jitter"] else "no colour jitter")
+            lines.append(f"view {j + 1} ({'global' if v['global'][j] else 'local'}): crop "
+                         f"{100 * p['crop_h'] * p['crop_w'] / (h * w):.0f} % of the image, "
+                         f"{'flipped' if p['flip'] else 'not flipped'}, {jitter}, "
+                         f"{'grayscale' if p['grayscale'] else 'colour kept'}"
+                         + (f", blur σ {p['blur_sigma']:.2f}" if p["blur_sigma"] else ""))
+        return (f"<b>What {html.escape(run)}'s conditioned head read</b> (the augmentation of each recorded view of "
+                f"#{point}, epoch {v['epoch']}; CASSLE's descriptor is built from these):<br>"
+                + "<br>".join(html.escape(t) for t in lines) + "<br>")
 
     def _replay(self, run: str, point: int, values: torch.Tensor) -> list[torch.Tensor]:
         aug = Augmenter(str(self._runs[run]["config"].get("aug") or "strong"))
@@ -474,7 +497,14 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
                     {"weight": w, "global": g, "slot": s} for w, g, s in zip(v["weights"], v["global"], v["slot"])]
                 if v is None:
                     continue
-                if v["weights"]:
+                if v["weights"] and self._runs[name]["config"].get("weighting") != "uota":
+                    imgs = self._replay(name, point, v["params"])          # e.g. CASSLE: every view weighs 1
+                    tiles = [Tile(imgs[j], f"view {j + 1}\n{'global' if v['global'][j] else 'local'}",
+                                  NEUTRAL_COLOUR) for j in range(len(imgs))]
+                    rows.append(TileRow(f"Views of #{point} recorded by {name} (epoch {v['epoch']}, its last)",
+                                        "the loss weighs every view equally; what the conditioned head read about "
+                                        "each view is listed below the figure", tiles))
+                elif v["weights"]:
                     order = sorted(range(len(v["weights"])), key=lambda j: -v["weights"][j])
                     imgs = self._replay(name, point, v["params"])
                     tiles = [Tile(imgs[j], f"w = {v['weights'][j]:.2f}\n"
@@ -516,10 +546,11 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
             + (f"{len(positives[nm]['rows'])} image(s), {self._same(point, positives[nm]['rows'])} of its class"
                if positives[nm]["rows"] else "no other image")
             for nm in shown)
+        described = "".join(self._descriptor_html(nm, point) for nm in shown)
         self.summary.value = (
             '<div style="font-size:14px;line-height:1.5">'
             f"<b>Same class among the {k} nearest:</b> {same} &nbsp;·&nbsp; <b>positives the loss used:</b> "
-            f"{pos_text}<br>"
+            f"{pos_text}<br>{described}"
             f'<span style="color:{SAME_COLOUR}">■ green frame ✓</span> = same class as the selected point, '
             f'<span style="color:{DIFF_COLOUR}">■ red frame ✗</span> = another class. The maps are '
             f"{self.method.upper()} projections of each run's features: near in the map is not always near in the "

@@ -30,7 +30,8 @@ RECIPES = {"SimCLR": ("simclr", {}),
            "GPS-SimCLR": ("gps-simclr", {"positives_options": {"prior": "pixels", "k": 4}}),
            "SupCon": ("supcon", {}),
            "SPPS-SimCLR": ("spps-simclr", {"positives_options": {"prior": "pixels", "k": 4}}),
-           "UOTA-SimCLR": ("uota-simclr", {})}
+           "UOTA-SimCLR": ("uota-simclr", {}),
+           "CASSLE-SimCLR": ("cassle-simclr", {})}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def world(tmp_path_factory):
         runs = {}
         for name, (recipe, extra) in RECIPES.items():
             out = root / recipe
-            cbs = [ViewWeightRecorder(probe=PROBE, path=out / "view_weights.pt")] if recipe.startswith("uota") else []
+            cbs = ([ViewWeightRecorder(probe=PROBE, path=out / "view_weights.pt")]
+                   if recipe.startswith(("uota", "cassle")) else [])
             train(TrainConfig(recipe=recipe, **TINY, **extra), out, data=(tr, te), progress=False, callbacks=cbs)
             runs[name] = out
         yield tr, runs
@@ -216,3 +218,20 @@ def test_plot_refuses_maps_of_another_size():
     with pytest.raises(ValueError, match="coordinates"):
         plot_embedding_explorer([EmbeddingMap("a", torch.zeros(5, 2).numpy())], [0, 1, 0], ["x", "y"], "label", 0,
                                 torch.zeros(3, 8, 8, dtype=torch.uint8), ["point #0"], [])
+
+
+def test_a_cassle_run_shows_what_its_conditioned_head_read(world, explorer, shown):
+    """A CASSLE run's recorded views: each drawn once (no UOTA weight) and, below the figure, the augmentation
+    its head read — the recorded parameters of exactly those views."""
+    _, runs = world
+    log = load_view_weights(runs["CASSLE-SimCLR"])
+    point = int(log.data["row"][log.data["epoch"] == log.epochs[-1]][0])
+    st = explorer.set_state(point=point, run_a="CASSLE-SimCLR", run_b="SimCLR")
+    views = explorer.views("CASSLE-SimCLR", point)
+    assert st["views"]["CASSLE-SimCLR"] and len(views["weights"]) == len(st["views"]["CASSLE-SimCLR"])
+    text = explorer.summary.value
+    assert "conditioned head read" in text and all(f"view {j + 1} (" in text for j in range(len(views["weights"])))
+    assert "flipped" in text or "not flipped" in text
+    assert "UOTA weight" not in " ".join(t.get_text() for t in _texts(shown[-1][1]) if "CASSLE" in t.get_text())
+    explorer.set_state(run_a="UOTA-SimCLR")                        # no CASSLE run shown: nothing to list
+    assert "conditioned head read" not in explorer.summary.value
