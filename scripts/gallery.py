@@ -1,11 +1,14 @@
 """Build the rendered gallery: every notebook executed, as static HTML with its outputs and its widgets' state.
 
-    .venv/bin/python scripts/gallery.py                     # smoke mode (about 4 minutes on 2 cores) → site/
-    .venv/bin/python scripts/gallery.py --mode teach        # every notebook in teach mode (about an hour)
+    .venv/bin/python scripts/gallery.py                     # auto: teach mode while the budget allows → site/
+    .venv/bin/python scripts/gallery.py --mode smoke        # every notebook in smoke mode (about 4 minutes)
+    .venv/bin/python scripts/gallery.py --mode teach        # every notebook in teach mode (about 20 minutes)
     .venv/bin/python scripts/gallery.py --executed test-artifacts/notebooks   # reuse notebooks the tests executed
 
-``make docs`` runs the first. Each page opens with a banner saying the mode it was rendered in (smoke-mode numbers
-are noise). The widgets' state is embedded (nbclient ``store_widget_state``), so every explorer shows the figure it
+``make docs`` runs the first: ``--mode auto`` renders the notebooks in order in teach mode as long as their measured
+teach-mode times (:data:`TEACH_MINUTES`, measured on the project's 2-core CPU) fit ``--budget`` minutes (30), and
+the rest in smoke mode. Each page opens with a banner saying the mode it was rendered in (smoke-mode numbers are
+noise). The widgets' state is embedded (nbclient ``store_widget_state``), so every explorer shows the figure it
 drew when the notebook ran; the pages are static (no kernel), so the controls do not recompute. The JavaScript
 that renders embedded widgets (``@jupyter-widgets/html-manager`` 1.x, matching ipywidgets 8) and RequireJS are
 fetched once with ``npm pack`` into ``data/npm-cache/`` and copied into ``site/_static/``: the pages load nothing
@@ -30,6 +33,22 @@ from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"html-manager": "@jupyter-widgets/html-manager@1", "requirejs": "requirejs@2"}
+#: Teach-mode minutes per notebook, measured one after another on the idle 2-core CPU (2026-12-07, README).
+TEACH_MINUTES = {"00": 0.3, "01": 2.8, "02": 1.9, "03": 1.2, "04": 3.7, "05": 2.2, "06": 1.7, "07": 6.4}
+
+
+def plan_modes(notebooks: list[Path], mode: str, budget: float) -> dict[Path, str]:
+    """The mode each notebook is rendered in: ``mode`` for all, or with ``"auto"`` teach mode in order while the
+    measured minutes (:data:`TEACH_MINUTES`; an unmeasured notebook counts 10) fit ``budget``, smoke after."""
+    if mode != "auto":
+        return {p: mode for p in notebooks}
+    out, spent = {}, 0.0
+    for p in notebooks:
+        cost = TEACH_MINUTES.get(p.stem.split("_")[0], 10.0)
+        teach = spent + cost <= budget and all(m == "teach" for m in out.values())
+        spent += cost if teach else 0.0
+        out[p] = "teach" if teach else "smoke"
+    return out
 
 
 def npm_asset(name: str, cache: Path) -> Path:
@@ -102,8 +121,10 @@ def index_page(pages: list[tuple[str, str, str]]) -> str:
             f"figures and a static snapshot of its explorers.</p><ul>\n{rows}\n</ul></body></html>\n")
 
 
-def build(mode: str, out: Path, executed: Path | None, timeout: int, only: list[str] | None = None) -> list[Path]:
-    """Build the gallery into ``out``; returns the pages written (``index.html`` last)."""
+def build(mode: str, out: Path, executed: Path | None, timeout: int, only: list[str] | None = None,
+          budget: float = 30.0) -> list[Path]:
+    """Build the gallery into ``out``; returns the pages written (``index.html`` last). ``executed``: a folder of
+    notebooks already executed in smoke mode, reused instead of executing them again."""
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if only:
         notebooks = [p for p in notebooks if p.stem.split("_")[0] in only or p.stem in only]
@@ -112,8 +133,10 @@ def build(mode: str, out: Path, executed: Path | None, timeout: int, only: list[
     out.mkdir(parents=True, exist_ok=True)
     static_assets(out, ROOT / "data" / "npm-cache")
     when = datetime.date.today().isoformat()
+    modes = plan_modes(notebooks, "smoke" if executed else mode, budget)
     pages, written = [], []
     for path in notebooks:
+        mode = modes[path]
         source = executed / path.name if executed else None
         if source is not None and source.is_file():
             nb = nbformat.read(source, as_version=4)
@@ -135,13 +158,14 @@ def build(mode: str, out: Path, executed: Path | None, timeout: int, only: list[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mode", choices=("smoke", "teach"), default="smoke")
+    ap.add_argument("--mode", choices=("auto", "smoke", "teach"), default="auto")
+    ap.add_argument("--budget", type=float, default=30.0, help="minutes of teach mode for --mode auto")
     ap.add_argument("--out", default=str(ROOT / "site"))
     ap.add_argument("--executed", default=None, help="a folder of executed notebooks to reuse (smoke mode)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     ap.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 01 07")
     a = ap.parse_args(argv)
-    build(a.mode, Path(a.out), Path(a.executed) if a.executed else None, a.timeout, a.only)
+    build(a.mode, Path(a.out), Path(a.executed) if a.executed else None, a.timeout, a.only, a.budget)
     return 0
 
 

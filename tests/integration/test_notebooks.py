@@ -80,3 +80,18 @@ def test_gallery_pages_render(chromium_page, tmp_path):
         widgets = page.eval_on_selector_all(".jupyter-widgets", "els => els.length")
         declared = html_page.read_text().count("application/vnd.jupyter.widget-view+json")
         assert widgets >= (1 if declared else 0), f"{html_page.name}: {declared} widget views declared, none drawn"
+
+
+def test_gallery_renders_teach_mode_while_the_budget_allows():
+    """``make docs`` (mode auto): teach mode in order while the measured minutes fit, smoke mode after."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gallery", ROOT / "scripts" / "gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    costs = [gallery.TEACH_MINUTES.get(p.stem[:2], 10.0) for p in NOTEBOOKS]
+    budget = sum(costs[:3]) + 0.01                                # room for the first three only
+    modes = list(gallery.plan_modes(NOTEBOOKS, "auto", budget).values())
+    assert modes == ["teach"] * 3 + ["smoke"] * (len(NOTEBOOKS) - 3)
+    assert set(gallery.plan_modes(NOTEBOOKS, "smoke", 1e9).values()) == {"smoke"}
+    assert set(gallery.plan_modes(NOTEBOOKS, "auto", 1e9).values()) == {"teach"}
