@@ -21,7 +21,7 @@ from gpsviz.runfolder import merge_results, run_dir_of
 from gpsviz.train import Run, train
 from gpsviz.utils import data_root, resolve_device
 
-__all__ = ["Run", "load_data", "train_or_resume", "evaluate_run"]
+__all__ = ["Run", "load_data", "train_or_resume", "run_dir_for", "evaluate_run"]
 
 
 def load_data(cfg: TrainConfig):
@@ -34,8 +34,13 @@ def train_or_resume(cfg: TrainConfig, name: str, root: str | Path | None = None,
 
     The folder is keyed by the whole config, so changing a parameter starts a new run instead of clashing with
     an old checkpoint; re-running a notebook cell with the same parameters continues (or just reloads) it."""
-    out = data_root(root) / "runs" / f"{name}-{cfg.key()}"
+    out = run_dir_for(cfg, name, root)
     return train(cfg, out, resume=(out / "checkpoint.pt").exists(), **kw)
+
+
+def run_dir_for(cfg: TrainConfig, name: str, root: str | Path | None = None) -> Path:
+    """The folder :func:`train_or_resume` trains ``cfg`` in: ``<data>/runs/<name>-<config key>``."""
+    return data_root(root) / "runs" / f"{name}-{cfg.key()}"
 
 
 def evaluate_run(run_dir: str | Path, targets: Sequence[str] | None = None,

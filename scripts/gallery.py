@@ -83,11 +83,13 @@ def static_assets(site: Path, cache: Path) -> None:
 
 
 def execute(path: Path, smoke: bool, timeout: int) -> nbformat.NotebookNode:
-    """Run a notebook top to bottom (smoke or teach mode) and keep its widgets' state."""
+    """Run a notebook top to bottom (smoke or teach mode) and keep its widgets' state (the notebook tests run
+    every notebook through this too)."""
     nb = nbformat.read(path, as_version=4)
     env = dict(os.environ)
     os.environ.pop("MPLBACKEND", None)                  # an Agg backend would strip the inline figures
     os.environ["GPSVIZ_SMOKE"] = "1" if smoke else ""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "numba-cache"))   # umap compiles once
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                        resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -30,7 +30,7 @@ from gpsviz.config import TrainConfig
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.evaluate import FLOOR_NAMES, probe_floors
 from gpsviz.plots import plot_learning_curves, plot_results_bars
-from gpsviz.runs import evaluate_run, load_data, train_or_resume
+from gpsviz.runs import evaluate_run, load_data, run_dir_for, train_or_resume
 from gpsviz.stats import mean_sd
 from gpsviz.train import train
 from gpsviz.utils import atomic_write_bytes, atomic_write_json, data_root, read_json, read_json_cache, smoke_mode
@@ -489,7 +489,7 @@ def train_notebook_runs(notebook: str, specs: Sequence[tuple[str, TrainConfig]],
     for name, cfg in specs:
         callbacks = []
         if record_views > 0 and (record_if is None or record_if(cfg)):
-            folder = data_root(root) / "runs" / f"{notebook}-{cfg.recipe}-{cfg.key()}"   # train_or_resume's
+            folder = run_dir_for(cfg, f"{notebook}-{cfg.recipe}", root)
             callbacks.append(ViewWeightRecorder(probe=record_views, path=folder / VIEW_LOG))
         run = train_or_resume(cfg, f"{notebook}-{cfg.recipe}", root=root, progress=progress, callbacks=callbacks)
         runs[name], configs[name] = run.out_dir, cfg

@@ -9,6 +9,8 @@ from typing import Any, Iterable
 
 import ipywidgets as widgets
 
+from gpsviz.augment import Augmenter
+from gpsviz.augment.params import AugParams
 from gpsviz.checkpoint import dataset_digest
 from gpsviz.data.loaders import canonical_name, dataset_image_size
 from gpsviz.errors import DataError
@@ -79,6 +81,17 @@ def figure_png(fig, dpi: float = FIGURE_DPI) -> bytes:
     except Exception:  # pragma: no cover - a Figure pyplot never saw
         pass
     return buf.getvalue()
+
+
+def replay_views(images, row: int, values, preset: str):
+    """The views of image ``row`` of ``images`` (uint8 N×C×H×W) that a run recorded, redrawn from their
+    augmentation parameters (``values``: V×P, :class:`~gpsviz.augment.params.AugParams` columns) with the run's
+    preset: V float tensors C×H×W in [0, 1] (empty for V = 0)."""
+    if values.shape[0] == 0:
+        return []
+    aug = Augmenter(preset)
+    imgs = images[row:row + 1].repeat(values.shape[0], 1, 1, 1)
+    return list(aug.unnormalize(aug.apply(imgs, AugParams(values.clone()))))
 
 
 def new_figure():

@@ -32,8 +32,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from gpsviz.augment import Augmenter
-from gpsviz.augment.params import PARAM_NAMES, AugParams
+from gpsviz.augment.params import PARAM_NAMES
 from gpsviz.checkpoint import backbone_of, load_checkpoint, resolve_checkpoint_path
 from gpsviz.errors import ConfigError
 from gpsviz.features import extract_features
@@ -46,7 +45,7 @@ from gpsviz.positives.semantic import SemanticSetPositives
 from gpsviz.priors import available_priors, compute_prior
 from gpsviz.view_weights import FILE_NAME, ViewWeightLog, load_view_weights
 from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, fmt_value,
-                                     index_controls, new_figure, other_index, show_figure, tag)
+                                     index_controls, new_figure, other_index, replay_views, show_figure, tag)
 
 MARKER = "embedding-state"
 METHODS = ("pca", "umap")
@@ -358,6 +357,10 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
                 "slot": log.data["slot"][idx].tolist(), "params": log.data["params"][idx], "probe": log.rows,
                 "applied": bool(log.data["applied"][idx].any()) if len(idx) else False}
 
+    def _preset(self, run: str) -> str:
+        """The augmentation preset ``run`` trained with (what its recorded views are redrawn with)."""
+        return str(self._runs[run]["config"].get("aug") or "strong")
+
     def _descriptor_html(self, run: str, point: int) -> str:
         """For a CASSLE run (conditioned head) that recorded views of ``point``: what its head read about each
         view — the augmentation parameters its descriptor is built from — as one HTML line per view; "" else."""
@@ -380,11 +383,6 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
         return (f"<b>What {html.escape(run)}'s conditioned head read</b> (the augmentation of each recorded view of "
                 f"#{point}, epoch {v['epoch']}; CASSLE's descriptor is built from these):<br>"
                 + "<br>".join(html.escape(t) for t in lines) + "<br>")
-
-    def _replay(self, run: str, point: int, values: torch.Tensor) -> list[torch.Tensor]:
-        aug = Augmenter(str(self._runs[run]["config"].get("aug") or "strong"))
-        imgs = self.dataset.images[point:point + 1].repeat(values.shape[0], 1, 1, 1)
-        return list(aug.unnormalize(aug.apply(imgs, AugParams(values.clone()))))
 
     # ------------------------------------------------------------------ state
     @property
@@ -498,7 +496,7 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
                 if v is None:
                     continue
                 if v["weights"] and self._runs[name]["config"].get("weighting") != "uota":
-                    imgs = self._replay(name, point, v["params"])          # e.g. CASSLE: every view weighs 1
+                    imgs = replay_views(self.dataset.images, point, v["params"], self._preset(name))          # e.g. CASSLE: every view weighs 1
                     tiles = [Tile(imgs[j], f"view {j + 1}\n{'global' if v['global'][j] else 'local'}",
                                   NEUTRAL_COLOUR) for j in range(len(imgs))]
                     rows.append(TileRow(f"Views of #{point} recorded by {name} (epoch {v['epoch']}, its last)",
@@ -506,7 +504,7 @@ class EmbeddingExplorer(StatusMixin, widgets.VBox):
                                         "each view is listed below the figure", tiles))
                 elif v["weights"]:
                     order = sorted(range(len(v["weights"])), key=lambda j: -v["weights"][j])
-                    imgs = self._replay(name, point, v["params"])
+                    imgs = replay_views(self.dataset.images, point, v["params"], self._preset(name))
                     tiles = [Tile(imgs[j], f"w = {v['weights'][j]:.2f}\n"
                                            f"{'global' if v['global'][j] else 'local'}", NEUTRAL_COLOUR)
                              for j in order]

@@ -29,8 +29,6 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from gpsviz.augment import Augmenter
-from gpsviz.augment.params import AugParams
 from gpsviz.checkpoint import load_checkpoint
 from gpsviz.errors import ConfigError, GpsvizError
 from gpsviz.plots.uota import (MISS_COLOUR, WEIGHT_DEFINITION, plot_auroc_over_training, plot_ranked_views,
@@ -38,7 +36,8 @@ from gpsviz.plots.uota import (MISS_COLOUR, WEIGHT_DEFINITION, plot_auroc_over_t
 from gpsviz.utils import read_json
 from gpsviz.view_weights import ViewWeightLog, ground_truth, load_view_weights, uota_auroc
 from gpsviz.widgets.controls import (FIGURE_DPI, FIGURE_WIDTH_IN, StatusMixin, check_run_dataset, fmt_value,
-                                     index_controls, new_figure, other_index, run_data, show_figure, tag)
+                                     index_controls, new_figure, other_index, replay_views, run_data, show_figure,
+                                     tag)
 from gpsviz.widgets.controls import fmt_marker as _fmt
 
 MARKER = "ood-state"
@@ -182,13 +181,6 @@ class OODExplorer(StatusMixin, widgets.VBox):
                 "per_view": sub["per_view"].tolist(), "applied": bool(sub["applied"].any()) if len(idx) else False,
                 "values": sub["params"]}
 
-    def _replay(self, name: str, row: int, values: torch.Tensor) -> list[torch.Tensor]:
-        if values.shape[0] == 0:
-            return []
-        aug = Augmenter(self.augs[name])
-        imgs = self.dataset.images[row:row + 1].repeat(values.shape[0], 1, 1, 1)
-        return list(aug.unnormalize(aug.apply(imgs, AugParams(values.clone()))))
-
     # ------------------------------------------------------------------ state
     @property
     def state(self) -> dict:
@@ -230,7 +222,7 @@ class OODExplorer(StatusMixin, widgets.VBox):
             eps, au = self._auroc[name]
             auroc = au[eps.index(epoch)] if epoch in eps else float("nan")
             if v["weights"]:
-                views = self._replay(name, row, v["values"])
+                views = replay_views(self.dataset.images, row, v["values"], self.augs[name])
                 used = "used by the loss" if v["applied"] else "warm-up: the loss still used uniform weights"
                 fig = plot_ranked_views(self.dataset.images[row], views, v["weights"], v["coverage"], v["params"],
                                         v["is_global"], self.threshold, fig=new_figure(), width=FIGURE_WIDTH_IN,

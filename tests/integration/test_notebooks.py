@@ -2,16 +2,25 @@
 (scripts/gallery.py) is built from those executed notebooks and every page is opened in Chromium."""
 from __future__ import annotations
 
-import os
+import functools
+import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@functools.cache
+def gallery():
+    """``scripts/gallery.py`` as a module: the notebooks run through its ``execute``, the site through ``build``."""
+    spec = importlib.util.spec_from_file_location("gallery", ROOT / "scripts" / "gallery.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_there_are_notebooks():
@@ -20,20 +29,9 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
-    nb = nbformat.read(path, as_version=4)
-    tags = [c.get("metadata", {}).get("tags", []) for c in nb.cells]
+    tags = [c.get("metadata", {}).get("tags", []) for c in nbformat.read(path, as_version=4).cells]
     assert any("parameters" in t for t in tags), f"{path.name} has no cell tagged 'parameters'"
-    env_before = dict(os.environ)
-    os.environ["GPSVIZ_SMOKE"] = "1"
-    os.environ.pop("MPLBACKEND", None)      # an Agg backend in the environment would strip inline figures
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "numba-cache"))
-    try:
-        client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_before)
+    nb = gallery().execute(path, smoke=True, timeout=600)      # as `make docs` runs it, widget state kept
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                  if "image/png" in o.get("data", {}))
     assert images >= 2, f"{path.name} produced only {images} inline figures"
@@ -84,14 +82,9 @@ def test_gallery_pages_render(chromium_page, tmp_path):
 
 def test_gallery_renders_teach_mode_while_the_budget_allows():
     """``make docs`` (mode auto): teach mode in order while the measured minutes fit, smoke mode after."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gallery", ROOT / "scripts" / "gallery.py")
-    gallery = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gallery)
-    costs = [gallery.TEACH_MINUTES.get(p.stem[:2], 10.0) for p in NOTEBOOKS]
+    costs = [gallery().TEACH_MINUTES.get(p.stem[:2], 10.0) for p in NOTEBOOKS]
     budget = sum(costs[:3]) + 0.01                                # room for the first three only
-    modes = list(gallery.plan_modes(NOTEBOOKS, "auto", budget).values())
+    modes = list(gallery().plan_modes(NOTEBOOKS, "auto", budget).values())
     assert modes == ["teach"] * 3 + ["smoke"] * (len(NOTEBOOKS) - 3)
-    assert set(gallery.plan_modes(NOTEBOOKS, "smoke", 1e9).values()) == {"smoke"}
-    assert set(gallery.plan_modes(NOTEBOOKS, "auto", 1e9).values()) == {"teach"}
+    assert set(gallery().plan_modes(NOTEBOOKS, "smoke", 1e9).values()) == {"smoke"}
+    assert set(gallery().plan_modes(NOTEBOOKS, "auto", 1e9).values()) == {"teach"}
