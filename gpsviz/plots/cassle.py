@@ -127,9 +127,10 @@ def plot_probe_comparison(df, tasks: Sequence[str] = ("linear_label", "linear_co
                 ax.text(b.get_x() + b.get_width() / 2, y + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(df)), df["method"], rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 110)
+    ax.set_ylim(0, 128)                         # headroom: the legend sits above the tallest bar's label
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=len(tasks))
+    ax.legend(fontsize=8, ncol=len(tasks), loc="upper center")
     if title:
         ax.set_title(title)
     fig.tight_layout()
